@@ -1,0 +1,3 @@
+"""gate: a QR-code door gate controller (camera -> decoder -> verifier -> relay -> journal)."""
+
+__version__ = "0.1.0"
