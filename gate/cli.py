@@ -1,0 +1,133 @@
+"""`gate` command line: thin subcommands over the parts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from .config import DEFAULT_CONFIG_PATH, ConfigError, describe, load_config
+from .errors import GateError
+
+log = logging.getLogger("gate")
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    command: Command = args.command
+    try:
+        return command(args)
+    except ConfigError as exc:
+        print(f"config error:\n{exc}", file=sys.stderr)
+        return 2
+    except GateError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gate", description="QR-code door gate controller")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    def add(name: str, func: Command, help: str, config: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        if config:
+            p.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH,
+                           help=f"config file (default {DEFAULT_CONFIG_PATH})")
+        p.set_defaults(command=func)
+        return p
+
+    add("run", cmd_run, "run the gate daemon")
+    add("check-config", cmd_check_config, "validate the config and print the effective values")
+    p = add("decode", cmd_decode, "decode QR codes in image files and print what they hold",
+            config=False)
+    p.add_argument("images", nargs="+", type=Path)
+    p.add_argument("--backend", choices=["zxing", "pyzbar"], default=None,
+                   help="decoder (default: the config's, else zxing)")
+    p.add_argument("--config", type=Path, default=None, help="take the backend from this config")
+    p = add("journal", cmd_journal, "print journal events")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--since", help="only events at or after this ISO 8601 time")
+    p.add_argument("--kind", choices=["decision", "door", "alarm", "system"])
+    return parser
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .daemon import run_daemon
+    return run_daemon(args.config)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    print(f"# {args.config}: OK")
+    print(describe(cfg))
+    return 0
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    from .camera import load_luma
+    from .decode import make_decoder
+
+    backend = args.backend or (load_config(args.config).decoder.backend if args.config else "zxing")
+    decoder = make_decoder(backend)
+    status = 0
+    for path in args.images:
+        try:
+            codes = decoder.decode(load_luma(path))
+        except GateError as exc:
+            print(f"{path}: error: {exc}")
+            status = 1
+            continue
+        print(f"{path}: {len(codes)} code{'s' if len(codes) != 1 else ''} ({decoder.name})")
+        for code in codes:
+            # This is the technician's own tool on a file they hold: showing the payload is
+            # its purpose. The daemon never prints or stores one.
+            print(f"  {code.text()!r} sha256={code.sha256} at {list(code.corners)}")
+    return status
+
+
+def cmd_journal(args: argparse.Namespace) -> int:
+    from .journal import Journal, to_rfc3339
+
+    cfg = load_config(args.config)
+    since = None
+    if args.since:
+        try:
+            since = to_rfc3339(datetime.fromisoformat(args.since))
+        except ValueError:
+            print(f"--since: {args.since!r} is not an ISO 8601 date or time", file=sys.stderr)
+            return 2
+    if not cfg.journal_path.exists():
+        print(f"no journal yet at {cfg.journal_path}", file=sys.stderr)
+        return 1
+    journal = Journal(cfg.journal_path, cfg.gate.id)
+    try:
+        for event in journal.events(since=since, kind=args.kind):
+            print(json.dumps(event) if args.json else format_event(event))
+    finally:
+        journal.close()
+    return 0
+
+
+def format_event(e: dict[str, object]) -> str:
+    """One readable line per event, for security staff."""
+    head = f"{e['at']} {e['kind']:<8}"
+    if e["kind"] == "decision":
+        return (f"{head} {str(e.get('verdict')).upper():<5} {e.get('reason')} "
+                f"label={e.get('label')!r} source={e.get('source')} "
+                f"latency={e.get('latency_ms')}ms code={str(e.get('code_sha256'))[:12]}…")
+    rest = {k: v for k, v in e.items() if k not in ("id", "at", "gate", "kind")}
+    return f"{head} " + " ".join(f"{k}={v}" for k, v in rest.items())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

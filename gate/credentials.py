@@ -1,0 +1,231 @@
+"""The credential store (SQLite, codes only as SHA-256) and the technician's allowlist CSV."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+import re
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, time as dtime, timedelta
+from pathlib import Path
+
+from .errors import AllowlistError
+
+log = logging.getLogger(__name__)
+
+LIST = "list"      # rows from the technician's allowlist file
+SERVER = "server"  # rows synced from the central server
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS credentials (
+    code_sha256 TEXT NOT NULL,
+    origin      TEXT NOT NULL,
+    cred_id     TEXT,
+    label       TEXT NOT NULL DEFAULT '',
+    valid_from  REAL,
+    valid_until REAL,
+    revoked     INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (code_sha256, origin)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class Credential:
+    """One pass: who it is for and when it is valid (epoch seconds; None means unbounded)."""
+
+    code_sha256: str
+    origin: str = LIST
+    cred_id: str | None = None
+    label: str = ""
+    valid_from: float | None = None
+    valid_until: float | None = None
+    revoked: bool = False
+
+
+def hash_code(code: str | bytes) -> str:
+    data = code.encode("utf-8") if isinstance(code, str) else code
+    return hashlib.sha256(data).hexdigest()
+
+
+class CredentialStore:
+    """SQLite file in the state dir; each thread gets its own connection (WAL lets them mix)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db.executescript(SCHEMA)
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            self._local.db = db
+        return db
+
+    def lookup(self, code_sha256: str, origin: str) -> Credential | None:
+        row = self._db.execute(
+            "SELECT code_sha256, origin, cred_id, label, valid_from, valid_until, revoked "
+            "FROM credentials WHERE code_sha256 = ? AND origin = ?",
+            (code_sha256, origin)).fetchone()
+        return None if row is None else Credential(*row[:6], revoked=bool(row[6]))
+
+    def count(self, origin: str) -> int:
+        return int(self._db.execute(
+            "SELECT count(*) FROM credentials WHERE origin = ?", (origin,)).fetchone()[0])
+
+    def replace(self, origin: str, creds: Iterable[Credential],
+                meta: dict[str, str] | None = None) -> int:
+        """Swap every row of `origin` for `creds` in one transaction: all or nothing."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("DELETE FROM credentials WHERE origin = ?", (origin,))
+            n = self._insert(db, origin, creds)
+            self._write_meta(db, meta)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return n
+
+    def upsert(self, origin: str, creds: Iterable[Credential],
+               meta: dict[str, str] | None = None) -> int:
+        """Insert or update rows of `origin` (a delta) in one transaction."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            n = self._insert(db, origin, creds)
+            self._write_meta(db, meta)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return n
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, meta: dict[str, str]) -> None:
+        self._write_meta(self._db, meta)
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+    @staticmethod
+    def _insert(db: sqlite3.Connection, origin: str, creds: Iterable[Credential]) -> int:
+        cur = db.executemany(
+            "INSERT OR REPLACE INTO credentials (code_sha256, origin, cred_id, label, "
+            "valid_from, valid_until, revoked) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            ((c.code_sha256, origin, c.cred_id, c.label, c.valid_from, c.valid_until,
+              int(c.revoked)) for c in creds))
+        return max(cur.rowcount, 0)
+
+    @staticmethod
+    def _write_meta(db: sqlite3.Connection, meta: dict[str, str] | None) -> None:
+        if meta:
+            db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                           meta.items())
+
+
+@dataclass(frozen=True)
+class AllowlistLoad:
+    credentials: list[Credential]
+    problems: list[str]  # "file:line: problem" for each skipped row
+
+
+def read_allowlist(path: Path) -> AllowlistLoad:
+    """Parse the allowlist CSV. Bad rows are reported and skipped; a bad file raises."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            return _parse_rows(path, csv.reader(f))
+    except FileNotFoundError:
+        raise AllowlistError(f"{path}: allowlist file not found") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise AllowlistError(f"{path}: cannot read allowlist: {exc}") from None
+
+
+def _parse_rows(path: Path, reader: Iterator[list[str]]) -> AllowlistLoad:
+    header = next(reader, None)
+    if header is None:
+        raise AllowlistError(f"{path}: empty file, expected a header line "
+                             "code,label,valid_from,valid_until")
+    cols = [h.strip().lower() for h in header]
+    if ("code" in cols) == ("code_sha256" in cols):
+        raise AllowlistError(f"{path}:1: the header needs exactly one of the columns "
+                             f"'code' or 'code_sha256', got {','.join(cols)}")
+    problems = [f"{path}:1: unknown column {c!r} ignored" for c in cols
+                if c not in ("code", "code_sha256", "label", "valid_from", "valid_until")]
+    creds: dict[str, Credential] = {}
+    for row in reader:
+        line = reader.line_num  # type: ignore[attr-defined]
+        if not any(cell.strip() for cell in row) or row[0].lstrip().startswith("#"):
+            continue
+        cells = {c: (row[i].strip() if i < len(row) else "") for i, c in enumerate(cols)}
+        try:
+            cred = _credential_from(cells)
+        except ValueError as exc:
+            problems.append(f"{path}:{line}: {exc}; row skipped")
+            continue
+        if cred.code_sha256 in creds:
+            problems.append(f"{path}:{line}: the same code is listed again; row skipped")
+            continue
+        creds[cred.code_sha256] = cred
+    return AllowlistLoad(list(creds.values()), problems)
+
+
+def _credential_from(cells: dict[str, str]) -> Credential:
+    if "code" in cells:
+        if not cells["code"]:
+            raise ValueError("empty code")
+        sha = hash_code(cells["code"])
+    else:
+        sha = cells["code_sha256"].lower()
+        if not SHA256_HEX.match(sha):
+            raise ValueError("code_sha256 must be 64 hexadecimal digits")
+    valid_from = parse_time(cells.get("valid_from", ""), end_of_day=False)
+    valid_until = parse_time(cells.get("valid_until", ""), end_of_day=True)
+    if valid_from is not None and valid_until is not None and valid_until <= valid_from:
+        raise ValueError("valid_until is not after valid_from")
+    return Credential(code_sha256=sha, origin=LIST, label=cells.get("label", ""),
+                      valid_from=valid_from, valid_until=valid_until)
+
+
+def parse_time(text: str, *, end_of_day: bool) -> float | None:
+    """ISO 8601 date or date-time to epoch seconds; empty means unbounded.
+
+    A time without an offset is the gate's local time; a bare date covers the whole day,
+    so `valid_until = 2026-12-31` is valid until that day's end.
+    """
+    if not text:
+        return None
+    try:
+        if len(text) == 10:
+            d = date.fromisoformat(text)
+            dt = datetime.combine(d + timedelta(days=1) if end_of_day else d, dtime())
+        else:
+            dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO 8601 date or date-time") from None
+    return dt.timestamp()  # naive datetimes are taken as local time
+
+
+def load_allowlist_into(store: CredentialStore, path: Path) -> AllowlistLoad:
+    """Read the allowlist and replace the store's list rows with it atomically."""
+    result = read_allowlist(path)
+    store.replace(LIST, result.credentials)
+    return result

@@ -1,0 +1,228 @@
+"""The one place where the parts are built from the config and wired: the frame loop,
+background workers, signals (SIGTERM/SIGINT stop, SIGHUP reload) and systemd notify."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import signal
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+
+from gpiozero.exc import BadPinFactory
+from gpiozero.pins import Factory
+
+from .camera import FrameSource, open_source
+from .config import Config, ConfigError, load_config
+from .credentials import LIST, CredentialStore
+from .decode import make_decoder
+from .door import Door, Relay
+from .errors import AllowlistError, CameraStalled, GateError
+from .indicators import Indicators
+from .journal import Journal
+from .listwatch import ListWatcher
+from .notify import sd_notify, watchdog_interval
+from .scanner import Presentation, Scanner
+from .verify import StoreVerifier, Verifier, VerifierChain
+
+log = logging.getLogger("gate")
+
+EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
+
+
+def make_pin_factory(name: str) -> Factory | None:
+    """The gpiozero pin factory the config names; None lets gpiozero pick (lgpio on a Pi)."""
+    if name == "default":
+        return None
+    if name == "mock":
+        from gpiozero.pins.mock import MockFactory
+        return MockFactory()
+    module, cls = {"lgpio": ("lgpio", "LGPIOFactory"), "rpigpio": ("rpigpio", "RPiGPIOFactory"),
+                   "pigpio": ("pigpio", "PiGPIOFactory"), "native": ("native", "NativeFactory")}[name]
+    import importlib
+    try:
+        factory: Factory = getattr(importlib.import_module(f"gpiozero.pins.{module}"), cls)()
+    except Exception as exc:
+        raise GateError(f"[gpio] pin_factory = {name!r} cannot be loaded: {exc}") from exc
+    return factory
+
+
+def build_verifiers(cfg: Config, store: CredentialStore) -> list[Verifier]:
+    """Verifiers in the order they are asked: the technician's list decides what it knows."""
+    return [StoreVerifier(store, LIST, source="list")]
+
+
+class Gate:
+    """A running gate: camera -> scanner -> verifier chain -> door, everything journaled."""
+
+    def __init__(self, cfg: Config, stop: threading.Event,
+                 pin_factory: Factory | None = None) -> None:
+        self.cfg = cfg
+        self.stop = stop
+        self.reload_requested = threading.Event()
+        self._parts = contextlib.ExitStack()
+        try:
+            self._build(pin_factory)
+        except BaseException:
+            self._parts.close()  # the relay is closed (locked) if it was built
+            raise
+
+    def _build(self, pin_factory: Factory | None) -> None:
+        cfg, parts = self.cfg, self._parts
+        factory = pin_factory if pin_factory is not None else make_pin_factory(cfg.gpio.pin_factory)
+        try:
+            # The relay comes first: its line is driven to "locked" before anything else runs.
+            relay = Relay(cfg.door.relay_pin, active_high=cfg.door.relay_active_high,
+                          pin_factory=factory)
+        except BadPinFactory as exc:
+            raise GateError(f"no GPIO on this machine ({exc}); on a PC set "
+                            '[gpio] pin_factory = "mock"') from exc
+        parts.callback(relay.close)
+        self.journal = Journal(cfg.journal_path, cfg.gate.id)
+        parts.callback(self.journal.close)
+        self.door = Door(relay, on_change=self._door_changed)
+        parts.callback(self.door.close)
+        self.indicators = Indicators(cfg.door.granted_led_pin, cfg.door.denied_led_pin,
+                                     cfg.door.buzzer_pin, pin_factory=factory)
+        parts.callback(self.indicators.close)
+        self.store = CredentialStore(cfg.credentials_path)
+        parts.callback(self.store.close)
+        self.list_watcher = ListWatcher(self.store, cfg.list.path, cfg.list.watch_interval_s,
+                                        self.journal)
+        self.list_watcher.load_now()  # a missing or broken list stops us here, relay locked
+        self.list_watcher.start()
+        parts.callback(self.list_watcher.close)
+        self.chain = VerifierChain(build_verifiers(cfg, self.store))
+        self.scanner = Scanner(make_decoder(cfg.decoder.backend), cfg.decoder.repeat_guard_s,
+                               cfg.decoder.leave_s)
+        self.source: FrameSource = open_source(cfg.camera, self.stop)
+        parts.callback(self.source.close)
+
+    # -- the frame loop ---------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Scan until stopped or the files camera ends; returns the exit code."""
+        self.journal.record("system", event="started", camera=self.cfg.camera.source)
+        log.info("gate %s running: camera=%s decoder=%s", self.cfg.gate.id,
+                 self.cfg.camera.source, self.scanner.decoder.name)
+        sd_notify("READY=1", f"STATUS=scanning ({self.cfg.camera.source} camera)")
+        ping_every = watchdog_interval()
+        last_ping = 0.0
+        while not self.stop.is_set():
+            frame = self.source.read()
+            if frame is None:
+                break
+            if ping_every is not None and time.monotonic() - last_ping >= ping_every:
+                if self._workers_alive():  # a dead worker starves the watchdog: restart
+                    sd_notify("WATCHDOG=1")
+                    last_ping = time.monotonic()
+            for presentation in self.scanner.scan(frame):
+                self._decide(presentation)
+            if self.reload_requested.is_set():
+                self.reload_requested.clear()
+                self.reload()
+        reason = "signal" if self.stop.is_set() else "end of frames"
+        sd_notify("STOPPING=1")
+        self.journal.record("system", event="stopped", reason=reason)
+        log.info("gate stopping (%s)", reason)
+        return EXIT_OK
+
+    def _decide(self, p: Presentation) -> None:
+        decision = self.chain.check(p.code.sha256, p.code.data, time.time())
+        open_s = decision.open_s or self.cfg.door.open_s
+        if decision.granted:
+            self.door.release(open_s)
+        latency_ms = (time.monotonic_ns() - p.frame.ts_ns) / 1e6  # capture -> relay command
+        self.indicators.show(decision.verdict, open_s)
+        self.journal.record(
+            "decision", verdict=decision.verdict, reason=decision.reason, source=decision.source,
+            label=decision.label, credential_id=decision.credential_id,
+            code_sha256=p.code.sha256, latency_ms=round(latency_ms, 2))
+        log.info("decision: %s (%s) label=%r source=%s code=%s… latency=%.1fms",
+                 decision.verdict, decision.reason, decision.label, decision.source,
+                 p.code.sha256[:12], latency_ms)
+
+    def _door_changed(self, state: str) -> None:
+        log.info("relay: %s", state)
+        self.journal.record("door", state=state)
+
+    def _workers_alive(self) -> bool:
+        return self.list_watcher.is_alive()
+
+    # -- reload and stop --------------------------------------------------------------------
+
+    def reload(self) -> None:
+        """SIGHUP: re-read config and list. The relay and camera are left as they are."""
+        path = self.cfg.source_path
+        assert path is not None
+        try:
+            new = load_config(path)
+        except ConfigError as exc:
+            log.error("reload refused, keeping the running config:\n%s", exc)
+            self.journal.record("system", event="reload_failed", problems=len(exc.problems))
+            return
+        for section in ("camera", "gpio", "gate"):
+            if getattr(new, section) != getattr(self.cfg, section):
+                log.warning("reload: [%s] changed; it takes effect after a restart", section)
+        hardware = ("relay_pin", "relay_active_high", "granted_led_pin", "denied_led_pin",
+                    "buzzer_pin")
+        if any(getattr(new.door, k) != getattr(self.cfg.door, k) for k in hardware):
+            log.warning("reload: [door] pins changed; they take effect after a restart")
+        # Keep what needs a restart as it runs; take the rest from the new file.
+        self.cfg = dataclasses.replace(new, camera=self.cfg.camera, gpio=self.cfg.gpio,
+                                       gate=self.cfg.gate)
+        self.scanner.guard.repeat_guard_ns = int(new.decoder.repeat_guard_s * 1e9)
+        self.scanner.guard.leave_ns = int(new.decoder.leave_s * 1e9)
+        self.list_watcher.retarget(new.list.path, new.list.watch_interval_s)
+        self.chain = VerifierChain(build_verifiers(self.cfg, self.store))
+        self.journal.record("system", event="reloaded")
+        log.info("reloaded %s", path)
+
+    def close(self) -> None:
+        """Lock the door and release every part; runs on every exit path."""
+        self._parts.close()
+
+
+def run_daemon(config_path: Path, pin_factory: Factory | None = None) -> int:
+    """`gate run`: exit 0 on a clean stop, 2 on a bad config, 1 on any other failure."""
+    try:
+        cfg = load_config(config_path)
+    except ConfigError as exc:
+        log.error("config error, the door stays locked:\n%s", exc)
+        return EXIT_CONFIG
+    logging.getLogger().setLevel(cfg.gate.log_level.upper())
+    stop = threading.Event()
+    gate: Gate | None = None
+
+    def on_stop(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    def on_hup(signum: int, _frame: FrameType | None) -> None:
+        if gate is not None:
+            gate.reload_requested.set()
+            gate.list_watcher.trigger()
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGHUP, on_hup)
+    try:
+        gate = Gate(cfg, stop, pin_factory)
+        return gate.run()
+    except AllowlistError as exc:
+        log.error("%s", exc)
+        return EXIT_CONFIG
+    except CameraStalled as exc:
+        log.error("%s; exiting so that systemd restarts the gate", exc)
+        return EXIT_FAILURE
+    except GateError as exc:
+        log.error("%s", exc)
+        return EXIT_FAILURE
+    except Exception:
+        log.exception("unexpected error; the door is locked")
+        return EXIT_FAILURE
+    finally:
+        if gate is not None:
+            gate.close()

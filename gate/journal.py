@@ -1,0 +1,105 @@
+"""The journal: an append-only SQLite (WAL) event log that is both the audit trail and the
+outbox for upload. Each event is committed (fsync) before `record` returns."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+EventKind = Literal["decision", "door", "alarm", "system"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    id          TEXT NOT NULL UNIQUE,
+    at          TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    uploaded_at TEXT
+);
+CREATE INDEX IF NOT EXISTS events_at ON events (at);
+CREATE INDEX IF NOT EXISTS events_pending ON events (seq) WHERE uploaded_at IS NULL;
+"""
+
+
+def utc_now() -> str:
+    """RFC 3339 UTC with milliseconds, e.g. 2026-11-25T19:04:25.123Z (sorts as text)."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def to_rfc3339(when: datetime) -> str:
+    if when.tzinfo is None:
+        when = when.astimezone()  # a naive time is the gate's local time
+    return when.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Journal:
+    """Thread-safe: the frame loop, the door timer and background workers all record here."""
+
+    def __init__(self, path: Path, gate_id: str) -> None:
+        self.path = path
+        self.gate_id = gate_id
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                                   timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")  # WAL+FULL: a commit survives power loss
+        self._db.executescript(SCHEMA)
+
+    def record(self, kind: EventKind, **fields: Any) -> dict[str, Any]:
+        """Append one event and return it as `gate journal --json` prints it."""
+        event = {"id": str(uuid.uuid4()), "at": utc_now(), "gate": self.gate_id, "kind": kind,
+                 **fields}
+        body = json.dumps(event, separators=(",", ":"), sort_keys=False)
+        with self._lock:
+            self._db.execute("INSERT INTO events (id, at, kind, body) VALUES (?, ?, ?, ?)",
+                             (event["id"], event["at"], kind, body))
+        return event
+
+    def events(self, since: str | None = None, kind: str | None = None) -> Iterator[dict[str, Any]]:
+        """Events in the order they were recorded; `since` is an RFC 3339 UTC time."""
+        sql, args = "SELECT body FROM events WHERE 1=1", []
+        if since:
+            sql += " AND at >= ?"
+            args.append(since)
+        if kind:
+            sql += " AND kind = ?"
+            args.append(kind)
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY seq", args).fetchall()
+        for (body,) in rows:
+            yield json.loads(body)
+
+    def pending(self, limit: int) -> list[tuple[int, dict[str, Any]]]:
+        """The oldest events not yet uploaded, with their sequence numbers."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, body FROM events WHERE uploaded_at IS NULL ORDER BY seq LIMIT ?",
+                (limit,)).fetchall()
+        return [(seq, json.loads(body)) for seq, body in rows]
+
+    def mark_uploaded(self, seqs: list[int]) -> None:
+        now = utc_now()
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany("UPDATE events SET uploaded_at = ? WHERE seq = ?",
+                                 [(now, s) for s in seqs])
+            self._db.execute("COMMIT")
+
+    def prune_uploaded(self, before: str) -> int:
+        """Delete events uploaded before `before` (RFC 3339); never an event not yet uploaded."""
+        with self._lock:
+            cur = self._db.execute(
+                "DELETE FROM events WHERE uploaded_at IS NOT NULL AND uploaded_at < ?", (before,))
+        return cur.rowcount
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

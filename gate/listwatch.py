@@ -1,0 +1,93 @@
+"""Keeps the credential store's list rows in step with the technician's allowlist file:
+reloads when the file changes and on request (SIGHUP), off the door path."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+from .credentials import CredentialStore, load_allowlist_into
+from .errors import AllowlistError
+from .journal import Journal
+
+log = logging.getLogger(__name__)
+_RELOAD = object()  # stamp meaning "reload at the next look, whatever the file says"
+
+
+class ListWatcher:
+    """Background thread that polls the allowlist's (mtime, size, inode) and reloads it.
+
+    A file that disappears or breaks while running keeps the last good list loaded and is
+    reported loudly; at start (`load_now`) the same problems are fatal.
+    """
+
+    def __init__(self, store: CredentialStore, path: Path, interval_s: float,
+                 journal: Journal) -> None:
+        self.store = store
+        self.path = path
+        self.interval_s = interval_s
+        self.journal = journal
+        self._stamp: object = _RELOAD
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="list-watch", daemon=True)
+
+    def load_now(self) -> int:
+        """Load the list (raises AllowlistError) and return how many credentials it holds."""
+        stamp = self._file_stamp()
+        result = load_allowlist_into(self.store, self.path)
+        self._stamp = stamp
+        for problem in result.problems:
+            log.warning("allowlist: %s", problem)
+        self.journal.record("system", event="list_loaded", credentials=len(result.credentials),
+                            problems=len(result.problems))
+        log.info("allowlist %s: %d credentials, %d problems", self.path,
+                 len(result.credentials), len(result.problems))
+        return len(result.credentials)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def trigger(self) -> None:
+        """Reload now (from a signal handler: only sets an event)."""
+        self._stamp = _RELOAD
+        self._wake.set()
+
+    def retarget(self, path: Path, interval_s: float) -> None:
+        self.path, self.interval_s = path, interval_s
+        self.trigger()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2.0)
+
+    def _file_stamp(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.interval_s)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            if self._stamp is not _RELOAD and self._file_stamp() == self._stamp:
+                continue
+            try:
+                self.load_now()
+            except AllowlistError as exc:
+                self._stamp = self._file_stamp()  # report once per change, not every poll
+                log.error("%s; keeping the list loaded before", exc)
+                self.journal.record("system", event="list_error")
+            except Exception:  # never let the watcher die: the watchdog would restart us
+                log.exception("allowlist reload failed; keeping the list loaded before")
