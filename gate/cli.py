@@ -19,6 +19,10 @@ Command = Callable[[argparse.Namespace], int]
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["reference-server"]:  # its own parser, --help included
+        from .refserver.cli import main as refserver_main
+        return refserver_main(argv[1:], prog="gate reference-server")
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stdout,
@@ -58,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--since", help="only events at or after this ISO 8601 time")
     p.add_argument("--kind", choices=["decision", "door", "alarm", "system"])
+    add("sync", cmd_sync, "pull credentials from the central server now")
+    sub.add_parser("reference-server", add_help=False,
+                   help="the reference central server (serve, enrol, revoke, events, token); "
+                   "see 'gate reference-server --help'")
     return parser
 
 
@@ -115,6 +123,43 @@ def cmd_journal(args: argparse.Namespace) -> int:
             print(json.dumps(event) if args.json else format_event(event))
     finally:
         journal.close()
+    return 0
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from .central import ServerClient, ServerUnavailable, read_token
+    from .credentials import CredentialStore
+    from .sync import CredentialSync
+
+    cfg = load_config(args.config)
+    if cfg.server is None:
+        print(f"{args.config}: no [server] section: nothing to sync from", file=sys.stderr)
+        return 2
+    client = ServerClient(cfg.server, cfg.gate.id, read_token(cfg.server.token_file))
+    store = CredentialStore(cfg.credentials_path)
+    shown: dict[str, int] = {}
+
+    def progress(stage: str, done: int, total: int | None) -> None:
+        step = done * 10 // total if total else done // (1 << 20)  # tenths, or MiB
+        if shown.get(stage) != step:
+            shown[stage] = step
+            unit = "bytes" if stage == "download" else "credentials"
+            of = f" of {total}" if total else ""
+            print(f"  {stage}: {done}{of} {unit}", file=sys.stderr)
+
+    try:
+        result = CredentialSync(client, store, cfg.server.sync_interval_s).sync_once(progress)
+    except ServerUnavailable as exc:
+        print(f"sync failed: server unavailable ({exc}); the cache is unchanged", file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+        store.close()
+    if not result.changed:
+        print("sync: the cache is current (304 Not Modified)")
+    else:
+        print(f"sync: {'full list' if result.full else 'changes'}: {result.rows} credentials "
+              f"stored, {result.skipped} malformed rows skipped")
     return 0
 
 

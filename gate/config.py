@@ -63,9 +63,63 @@ class DoorSection:
     relay_pin: int = opt(17, "BCM number of the relay output", min=0, max=53)
     relay_active_high: bool = opt(True, "false for relay boards that switch on a LOW line")
     open_s: float = opt(4.0, "how long a grant releases the door", min=0.1, max=600)
-    granted_led_pin: int | None = opt(None, "optional green LED (BCM)", min=0, max=53)
-    denied_led_pin: int | None = opt(None, "optional red LED (BCM)", min=0, max=53)
-    buzzer_pin: int | None = opt(None, "optional buzzer (BCM)", min=0, max=53)
+    granted_led_pin: int | None = opt(None, "optional green LED (BCM); same as [indicators] "
+                                      "granted_led_pin, set it in one place", min=0, max=53)
+    denied_led_pin: int | None = opt(None, "optional red LED (BCM); same as [indicators] "
+                                     "denied_led_pin, set it in one place", min=0, max=53)
+    buzzer_pin: int | None = opt(None, "optional buzzer (BCM); same as [indicators] buzzer_pin, "
+                                 "set it in one place", min=0, max=53)
+    fail_mode: Literal["secure", "safe"] = opt(
+        "secure", "secure: a strike, locked without power, on the relay's NO contact; safe: a "
+        "maglock, released without power, on the NC contact. The relay energises only to unlock")
+    held_open_s: float = opt(30.0, "door contact open longer than this raises a held_open "
+                             "alarm; 0 turns the alarm off", min=0, max=86400)
+    forced_open_grace_s: float = opt(1.5, "an opening this soon after the relay relocked is not "
+                                     "forced (the door may still be swinging shut)", min=0, max=60)
+
+
+@dataclass(frozen=True)
+class InputsSection:
+    door_contact_pin: int | None = opt(None, "door contact (reed switch between this BCM pin and "
+                                       "GND; internal pull-up)", min=0, max=53)
+    door_contact_normally_closed: bool = opt(True, "true: the contact's circuit is closed while "
+                                             "the door is shut (a cut wire reads as open)")
+    exit_button_pin: int | None = opt(None, "request-to-exit button (BCM pin to GND): releases the "
+                                      "door for [door] open_s", min=0, max=53)
+    staff_button_pin: int | None = opt(None, "staff override button (BCM pin to GND): grants the "
+                                       "code last answered 'staff'", min=0, max=53)
+    staff_window_s: float = opt(30.0, "how long after a staff verdict the staff button grants",
+                                min=1, max=3600)
+    bounce_s: float = opt(0.05, "an input counts once it has held its new level this long",
+                          min=0, max=2)
+
+
+Pattern = tuple[float, float, int]   # [on_s, off_s, count]
+Steady = tuple[float, float]         # [on_s, off_s], repeated while a state lasts
+
+
+@dataclass(frozen=True)
+class IndicatorsSection:
+    granted_led_pin: int | None = opt(None, "green LED (BCM)", min=0, max=53)
+    denied_led_pin: int | None = opt(None, "red LED (BCM); also shows offline and fault when "
+                                     "there is no status LED", min=0, max=53)
+    status_led_pin: int | None = opt(None, "status LED (BCM) for offline and fault", min=0, max=53)
+    buzzer_pin: int | None = opt(None, "buzzer (BCM)", min=0, max=53)
+    active_high: bool = opt(True, "false for LED/buzzer modules that switch on a LOW line")
+    granted_led: Pattern = opt((0.0, 0.0, 1), "[on_s, off_s, count]; on_s 0: lit while the door "
+                               "is released; count 0: off")
+    granted_buzzer: Pattern = opt((0.1, 0.0, 1), "[on_s, off_s, count]; count 0: off")
+    denied_led: Pattern = opt((1.0, 0.0, 1), "[on_s, off_s, count]; count 0: off")
+    denied_buzzer: Pattern = opt((0.15, 0.1, 2), "[on_s, off_s, count]; count 0: off")
+    staff_led: Pattern = opt((0.25, 0.25, 6), "staff check: [on_s, off_s, count]; count 0: off")
+    staff_buzzer: Pattern = opt((0.1, 0.1, 3), "staff check: [on_s, off_s, count]; count 0: off")
+    offline_led: Steady = opt((0.2, 1.8), "server unreachable: [on_s, off_s] repeated while it "
+                              "lasts; on_s 0: off")
+    offline_buzzer: Pattern = opt((0.0, 0.0, 0), "once when the server becomes unreachable: "
+                                  "[on_s, off_s, count]; count 0: off")
+    fault_led: Steady = opt((0.1, 0.1), "fault: [on_s, off_s] repeated while it lasts; on_s 0: off")
+    fault_buzzer: Pattern = opt((1.0, 0.0, 1), "once when a fault begins: [on_s, off_s, count]; "
+                                "count 0: off")
 
 
 @dataclass(frozen=True)
@@ -84,6 +138,13 @@ class ServerSection:
     ca_file: Path | None = opt(None, "CA bundle to trust instead of the system's")
     client_cert: Path | None = opt(None, "client certificate (PEM) for mutual TLS")
     client_key: Path | None = opt(None, "client key (PEM, unencrypted) for mutual TLS")
+    sync_timeout_s: float = opt(30.0, "read budget of one credential sync request (not on the "
+                                "door path)", min=1, max=3600)
+    upload_interval_s: float = opt(5.0, "how often pending journal events are uploaded",
+                                   min=0.1, max=3600)
+    upload_batch: int = opt(200, "events per upload request", min=1, max=10000)
+    upload_max_backoff_s: float = opt(300.0, "longest wait between failed uploads", min=1,
+                                      max=86400)
 
 
 def _default_status() -> dict[str, str]:
@@ -98,15 +159,24 @@ class PolicySection:
 
 
 @dataclass(frozen=True)
+class JournalSection:
+    retention_days: float = opt(90.0, "events older than this are pruned once uploaded (all "
+                                "events when no [server] is set)", min=1, max=36500)
+
+
+@dataclass(frozen=True)
 class Config:
     gate: GateSection = field(default_factory=GateSection)
     camera: CameraSection = field(default_factory=CameraSection)
     decoder: DecoderSection = field(default_factory=DecoderSection)
     gpio: GpioSection = field(default_factory=GpioSection)
     door: DoorSection = field(default_factory=DoorSection)
+    inputs: InputsSection = field(default_factory=InputsSection)
+    indicators: IndicatorsSection = field(default_factory=IndicatorsSection)
     list: ListSection = field(default_factory=ListSection)
     server: ServerSection | None = None
     policy: PolicySection = field(default_factory=PolicySection)
+    journal: JournalSection = field(default_factory=JournalSection)
     source_path: Path | None = None
 
     @property
@@ -154,6 +224,9 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
             continue
         cls = _section_class(hints[name])
         sections[name] = _parse_section(cls, name, value, path, base_dir, problems)
+    for name, hint in hints.items():  # absent sections: their default paths resolve too
+        if name in SECTIONS and name not in raw and not isinstance(hint, types.UnionType):
+            sections[name] = _parse_section(hint, name, {}, path, base_dir, problems)
     cfg = Config(**{k: v for k, v in sections.items() if v is not None}, source_path=path)
     problems.extend(_cross_checks(cfg, path))
     if problems:
@@ -181,6 +254,9 @@ def _parse_section(cls: type, section: str, raw: dict[str, Any], path: Path, bas
             values[key] = _coerce(hints[key], value, fields[key].metadata, base_dir)
         except ValueError as exc:
             problems.append(f"{where}: {exc}")
+    for key, f in fields.items():  # a relative default is relative to the file, as written ones
+        if key not in values and isinstance(f.default, Path) and not f.default.is_absolute():
+            values[key] = base_dir / f.default
     try:
         return cls(**values)
     except TypeError as exc:  # unreachable with the checks above, kept as a clear report
@@ -207,6 +283,8 @@ def _coerce(hint: Any, value: Any, meta: Any, base_dir: Path) -> Any:
             raise ValueError(f"must be a number, got {value!r}")
         if hint is int and not isinstance(value, int):
             raise ValueError(f"must be a whole number, got {value!r}")
+        if value != value:  # TOML nan passes every bound check below
+            raise ValueError("must be a number, got nan")
         _check_bounds(value, meta)
         return hint(value)
     if hint is str:
@@ -247,17 +325,59 @@ def _check_bounds(value: float, meta: Any) -> None:
 def _cross_checks(cfg: Config, path: Path) -> list[str]:
     """Rules that span keys; each message names the key it is about."""
     problems: list[str] = []
-    pins = {"relay_pin": cfg.door.relay_pin, "granted_led_pin": cfg.door.granted_led_pin,
-            "denied_led_pin": cfg.door.denied_led_pin, "buzzer_pin": cfg.door.buzzer_pin}
     seen: dict[int, str] = {}
-    for key, pin in pins.items():
-        if pin is None:
-            continue
+    for where, pin in _pins(cfg, path, problems):
         if pin in seen:
-            problems.append(f"{path}: [door] {key}: pin {pin} is already used by {seen[pin]}")
-        seen[pin] = key
+            problems.append(f"{path}: {where}: pin {pin} is already used by {seen[pin]}")
+        seen.setdefault(pin, where)
+    problems.extend(_check_patterns(cfg.indicators, path))
     if cfg.server is not None:
         problems.extend(_check_server_url(cfg.server.url, path))
+    return problems
+
+
+LEGACY_INDICATOR_KEYS = ("granted_led_pin", "denied_led_pin", "buzzer_pin")
+
+
+def indicator_pins(cfg: Config) -> dict[str, int | None]:
+    """The indicator pins in effect: [indicators], or their older place in [door]."""
+    ind = cfg.indicators
+    pins: dict[str, int | None] = {"status_led_pin": ind.status_led_pin}
+    for key in LEGACY_INDICATOR_KEYS:
+        value = getattr(ind, key)
+        pins[key] = value if value is not None else getattr(cfg.door, key)
+    return pins
+
+
+def _pins(cfg: Config, path: Path, problems: list[str]) -> list[tuple[str, int]]:
+    """Every pin the config claims, each named by its section and key."""
+    out = [("[door] relay_pin", cfg.door.relay_pin)]
+    for key in LEGACY_INDICATOR_KEYS:
+        old, new = getattr(cfg.door, key), getattr(cfg.indicators, key)
+        if old is not None and new is not None:
+            problems.append(f"{path}: [indicators] {key}: also set as [door] {key} (its older "
+                            "place); set it in one place")
+        out.append((f"[door] {key}", old) if new is None else (f"[indicators] {key}", new))
+    out.append(("[indicators] status_led_pin", cfg.indicators.status_led_pin))
+    for key in ("door_contact_pin", "exit_button_pin", "staff_button_pin"):
+        out.append((f"[inputs] {key}", getattr(cfg.inputs, key)))
+    return [(where, pin) for where, pin in out if pin is not None]
+
+
+def _check_patterns(ind: IndicatorsSection, path: Path) -> list[str]:
+    """Indicator patterns: times 0..60 s, counts 0..100 (the schema checks the shape)."""
+    problems = []
+    for f in dataclasses.fields(ind):
+        value = getattr(ind, f.name)
+        if not (isinstance(value, tuple) and value):
+            continue
+        times, counts = (value[:2], value[2:])
+        if any(not 0 <= t <= 60 for t in times):
+            problems.append(f"{path}: [indicators] {f.name}: on_s and off_s must be within "
+                            f"0..60 seconds, got {list(value)}")
+        if any(not 0 <= n <= 100 for n in counts):
+            problems.append(f"{path}: [indicators] {f.name}: count must be within 0..100, "
+                            f"got {list(value)}")
     return problems
 
 

@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS credentials (
     valid_from  REAL,
     valid_until REAL,
     revoked     INTEGER NOT NULL DEFAULT 0,
+    status      TEXT,
     PRIMARY KEY (code_sha256, origin)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -47,6 +48,7 @@ class Credential:
     valid_from: float | None = None
     valid_until: float | None = None
     revoked: bool = False
+    status: str | None = None  # the server's colour (green, yellow...), mapped by [policy.status]
 
 
 def hash_code(code: str | bytes) -> str:
@@ -75,10 +77,10 @@ class CredentialStore:
 
     def lookup(self, code_sha256: str, origin: str) -> Credential | None:
         row = self._db.execute(
-            "SELECT code_sha256, origin, cred_id, label, valid_from, valid_until, revoked "
+            "SELECT code_sha256, origin, cred_id, label, valid_from, valid_until, revoked, status "
             "FROM credentials WHERE code_sha256 = ? AND origin = ?",
             (code_sha256, origin)).fetchone()
-        return None if row is None else Credential(*row[:6], revoked=bool(row[6]))
+        return None if row is None else Credential(*row[:6], revoked=bool(row[6]), status=row[7])
 
     def count(self, origin: str) -> int:
         return int(self._db.execute(
@@ -130,9 +132,9 @@ class CredentialStore:
     def _insert(db: sqlite3.Connection, origin: str, creds: Iterable[Credential]) -> int:
         cur = db.executemany(
             "INSERT OR REPLACE INTO credentials (code_sha256, origin, cred_id, label, "
-            "valid_from, valid_until, revoked) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "valid_from, valid_until, revoked, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             ((c.code_sha256, origin, c.cred_id, c.label, c.valid_from, c.valid_until,
-              int(c.revoked)) for c in creds))
+              int(c.revoked), c.status) for c in creds))
         return max(cur.rowcount, 0)
 
     @staticmethod

@@ -16,6 +16,7 @@ from gpiozero.exc import BadPinFactory
 from gpiozero.pins import Factory
 
 from .camera import FrameSource, open_source
+from .central import ServerClient, read_token
 from .config import Config, ConfigError, load_config
 from .credentials import LIST, CredentialStore
 from .decode import make_decoder
@@ -26,7 +27,10 @@ from .journal import Journal
 from .listwatch import ListWatcher
 from .notify import sd_notify, watchdog_interval
 from .scanner import Presentation, Scanner
+from .sync import CredentialSync, EventUploader, JournalPruner
 from .verify import StoreVerifier, Verifier, VerifierChain
+from .verify.online import CacheVerifier, OnlineVerifier, ServerFirst
+from .worker import Worker
 
 log = logging.getLogger("gate")
 
@@ -50,9 +54,16 @@ def make_pin_factory(name: str) -> Factory | None:
     return factory
 
 
-def build_verifiers(cfg: Config, store: CredentialStore) -> list[Verifier]:
-    """Verifiers in the order they are asked: the technician's list decides what it knows."""
-    return [StoreVerifier(store, LIST, source="list")]
+def build_verifiers(cfg: Config, store: CredentialStore,
+                    online: OnlineVerifier | None) -> list[Verifier]:
+    """Verifiers in the order they are asked: the server when it answers; offline, per
+    [policy] offline, either a denial or the synced cache and then the technician's list."""
+    verifiers: list[Verifier] = []
+    if online is not None:
+        verifiers.append(ServerFirst(online, cfg.policy.offline))
+        verifiers.append(CacheVerifier(store, cfg.policy.max_cache_age_s, cfg.policy.status))
+    verifiers.append(StoreVerifier(store, LIST, source="list"))
+    return verifiers
 
 
 class Gate:
@@ -95,11 +106,38 @@ class Gate:
         self.list_watcher.load_now()  # a missing or broken list stops us here, relay locked
         self.list_watcher.start()
         parts.callback(self.list_watcher.close)
-        self.chain = VerifierChain(build_verifiers(cfg, self.store))
+        self.online: OnlineVerifier | None = None
+        self.workers: list[Worker] = [JournalPruner(self.journal, cfg.journal.retention_days,
+                                                    uploaded_only=cfg.server is not None)]
+        if cfg.server is not None:
+            self._build_server_parts(cfg)
+        for worker in self.workers:
+            worker.start()
+            parts.callback(worker.close)
+        self.chain = VerifierChain(build_verifiers(cfg, self.store, self.online))
         self.scanner = Scanner(make_decoder(cfg.decoder.backend), cfg.decoder.repeat_guard_s,
                                cfg.decoder.leave_s)
         self.source: FrameSource = open_source(cfg.camera, self.stop)
         parts.callback(self.source.close)
+
+    def _build_server_parts(self, cfg: Config) -> None:
+        """Online verifier, credential sync and journal upload; each its own client, since a
+        requests.Session is not meant to be shared between threads."""
+        server = cfg.server
+        assert server is not None
+        token = read_token(server.token_file)
+
+        def client() -> ServerClient:
+            c = ServerClient(server, cfg.gate.id, token)
+            self._parts.callback(c.close)
+            return c
+
+        self.online = OnlineVerifier(client(), server.timeout_s, cfg.policy.status)
+        self._parts.callback(self.online.close)
+        self.sync = CredentialSync(client(), self.store, server.sync_interval_s)
+        self.uploader = EventUploader(client(), self.journal, server.upload_interval_s,
+                                      server.upload_batch, server.upload_max_backoff_s)
+        self.workers += [self.sync, self.uploader]
 
     # -- the frame loop ---------------------------------------------------------------------
 
@@ -150,7 +188,7 @@ class Gate:
         self.journal.record("door", state=state)
 
     def _workers_alive(self) -> bool:
-        return self.list_watcher.is_alive()
+        return self.list_watcher.is_alive() and all(w.is_alive() for w in self.workers)
 
     # -- reload and stop --------------------------------------------------------------------
 
@@ -164,7 +202,7 @@ class Gate:
             log.error("reload refused, keeping the running config:\n%s", exc)
             self.journal.record("system", event="reload_failed", problems=len(exc.problems))
             return
-        for section in ("camera", "gpio", "gate"):
+        for section in ("camera", "gpio", "gate", "server", "journal"):
             if getattr(new, section) != getattr(self.cfg, section):
                 log.warning("reload: [%s] changed; it takes effect after a restart", section)
         hardware = ("relay_pin", "relay_active_high", "granted_led_pin", "denied_led_pin",
@@ -173,11 +211,14 @@ class Gate:
             log.warning("reload: [door] pins changed; they take effect after a restart")
         # Keep what needs a restart as it runs; take the rest from the new file.
         self.cfg = dataclasses.replace(new, camera=self.cfg.camera, gpio=self.cfg.gpio,
-                                       gate=self.cfg.gate)
+                                       gate=self.cfg.gate, server=self.cfg.server,
+                                       journal=self.cfg.journal)
         self.scanner.guard.repeat_guard_ns = int(new.decoder.repeat_guard_s * 1e9)
         self.scanner.guard.leave_ns = int(new.decoder.leave_s * 1e9)
         self.list_watcher.retarget(new.list.path, new.list.watch_interval_s)
-        self.chain = VerifierChain(build_verifiers(self.cfg, self.store))
+        if self.online is not None:
+            self.online.status_map = self.cfg.policy.status
+        self.chain = VerifierChain(build_verifiers(self.cfg, self.store, self.online))
         self.journal.record("system", event="reloaded")
         log.info("reloaded %s", path)
 
@@ -211,7 +252,7 @@ def run_daemon(config_path: Path, pin_factory: Factory | None = None) -> int:
     try:
         gate = Gate(cfg, stop, pin_factory)
         return gate.run()
-    except AllowlistError as exc:
+    except (AllowlistError, ConfigError) as exc:
         log.error("%s", exc)
         return EXIT_CONFIG
     except CameraStalled as exc:

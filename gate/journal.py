@@ -100,6 +100,16 @@ class Journal:
                 "DELETE FROM events WHERE uploaded_at IS NOT NULL AND uploaded_at < ?", (before,))
         return cur.rowcount
 
+    def prune(self, before: str, uploaded_only: bool) -> int:
+        """Delete events that happened before `before`; with `uploaded_only`, only those
+        already uploaded (the outbox is never pruned)."""
+        sql = "DELETE FROM events WHERE at < ?"
+        if uploaded_only:
+            sql += " AND uploaded_at IS NOT NULL"
+        with self._lock:
+            cur = self._db.execute(sql, (before,))
+        return cur.rowcount
+
     def close(self) -> None:
         with self._lock:
             self._db.close()

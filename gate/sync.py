@@ -1,0 +1,211 @@
+"""Background traffic with the central server, off the door path: credential sync (pull into
+the cache, atomically) and journal upload (the outbox, at least once), plus journal pruning."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from .central import CredentialsPage, ServerClient, ServerUnavailable
+from .credentials import SERVER, SHA256_HEX, Credential, CredentialStore
+from .journal import Journal, to_rfc3339
+from .verify.online import LAST_SYNC_KEY
+from .worker import Worker
+
+log = logging.getLogger(__name__)
+
+CURSOR_KEY, ETAG_KEY = "server.cursor", "server.etag"
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    changed: bool          # False: 304, the cache was already current
+    full: bool = False
+    rows: int = 0
+    skipped: int = 0       # rows of the reply that were malformed and left out
+
+
+def parse_time(value: Any) -> float | None:
+    """RFC 3339 (or null) to epoch seconds; anything else raises ValueError."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValueError("time must be an RFC 3339 string")
+    dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        raise ValueError("time without offset")
+    return dt.timestamp()
+
+
+def to_credential(row: Any) -> Credential:
+    if not isinstance(row, dict):
+        raise ValueError("not an object")
+    sha = row.get("code_sha256")
+    if not isinstance(sha, str) or not SHA256_HEX.match(sha.lower()):
+        raise ValueError("bad code_sha256")
+    label = row.get("label") or ""
+    if not isinstance(label, str):
+        raise ValueError("label not a string")
+    cred_id = row.get("id")
+    status = row.get("status")
+    if status is not None and not isinstance(status, str):
+        raise ValueError("status not a string")
+    return Credential(code_sha256=sha.lower(), origin=SERVER,
+                      cred_id=None if cred_id is None else str(cred_id), label=label[:200],
+                      valid_from=parse_time(row.get("valid_from")),
+                      valid_until=parse_time(row.get("valid_until")),
+                      revoked=bool(row.get("revoked", False)), status=status)
+
+
+class CredentialSync(Worker):
+    """Pulls /v1/credentials every `interval_s` with If-None-Match and `since`.
+
+    A full list replaces the cache in one transaction and a delta is upserted in one, each
+    together with its new cursor: a crash at any point leaves the previous cache whole.
+    """
+
+    name = "credential-sync"
+
+    def __init__(self, client: ServerClient, store: CredentialStore, interval_s: float) -> None:
+        super().__init__()
+        self.client = client
+        self.store = store
+        self.interval_s = interval_s
+        self.last_error: str | None = None
+
+    def sync_once(self, progress: Callable[[str, int, int | None], None] | None = None
+                  ) -> SyncResult:
+        """One pull now; raises ServerUnavailable."""
+        cursor, etag = self.store.get_meta(CURSOR_KEY), self.store.get_meta(ETAG_KEY)
+        download = (lambda got, total: progress("download", got, total)) if progress else None
+        page = self.client.credentials(cursor, etag, download)
+        now = str(time.time())
+        if page is None:
+            self.store.set_meta({LAST_SYNC_KEY: now})
+            return SyncResult(changed=False)
+        return self._apply(page, now, progress)
+
+    def _apply(self, page: CredentialsPage, now: str,
+               progress: Callable[[str, int, int | None], None] | None) -> SyncResult:
+        skipped = 0
+        total = len(page.credentials)
+
+        def rows() -> Iterator[Credential]:
+            nonlocal skipped
+            for i, row in enumerate(page.credentials, 1):
+                try:
+                    yield to_credential(row)
+                except ValueError as exc:
+                    skipped += 1
+                    if skipped <= 5:
+                        log.warning("sync: credential row %d skipped: %s", i, exc)
+                if progress and i % 50_000 == 0:
+                    progress("store", i, total)
+
+        meta = {CURSOR_KEY: page.cursor, LAST_SYNC_KEY: now, ETAG_KEY: page.etag or ""}
+        if page.full:
+            n = self.store.replace(SERVER, rows(), meta)
+        else:
+            n = self.store.upsert(SERVER, rows(), meta)
+        if progress:
+            progress("store", total, total)
+        log.log(logging.INFO if n or skipped or page.full else logging.DEBUG,
+                "sync: %s list, %d credentials stored, %d skipped",
+                "full" if page.full else "delta", n, skipped)
+        return SyncResult(changed=True, full=page.full, rows=n, skipped=skipped)
+
+    def run_once(self) -> float:
+        try:
+            self.sync_once()
+            if self.last_error:
+                log.info("sync: server reachable again")
+            self.last_error = None
+        except ServerUnavailable as exc:
+            if str(exc) != self.last_error:
+                log.warning("sync: server unavailable (%s); keeping the cache", exc)
+            self.last_error = str(exc)
+        return self.interval_s
+
+
+class EventUploader(Worker):
+    """Uploads journal events in batches; marks them uploaded only after a 2xx, and backs off
+    exponentially on failure. The server de-duplicates by event id, so a crash between its
+    2xx and our mark re-sends a batch harmlessly."""
+
+    name = "event-upload"
+
+    def __init__(self, client: ServerClient, journal: Journal, interval_s: float, batch: int,
+                 max_backoff_s: float) -> None:
+        super().__init__()
+        self.client = client
+        self.journal = journal
+        self.interval_s = interval_s
+        self.batch = batch
+        self.max_backoff_s = max_backoff_s
+        self.backoff_s = 0.0
+
+    def upload_once(self) -> int:
+        """Upload one batch; returns how many events went up. Raises ServerUnavailable."""
+        pending = self.journal.pending(self.batch)
+        if not pending:
+            return 0
+        try:
+            self.client.upload([event for _, event in pending])
+        except ServerUnavailable as exc:
+            if exc.reason != "http_400":
+                raise
+            return self._one_by_one(pending)
+        self.journal.mark_uploaded([seq for seq, _ in pending])
+        return len(pending)
+
+    def _one_by_one(self, pending: list[tuple[int, dict[str, Any]]]) -> int:
+        """The server refused a batch (400): send each event alone, and set aside the ones it
+        refuses on their own, so one bad event cannot block the outbox forever. A set-aside
+        event stays in the local journal; only its upload is given up."""
+        for seq, event in pending:
+            try:
+                self.client.upload([event])
+            except ServerUnavailable as exc:
+                if exc.reason != "http_400":
+                    raise
+                log.error("upload: the server refuses event %s (400); kept locally, not "
+                          "retried", event.get("id"))
+            self.journal.mark_uploaded([seq])
+        return len(pending)
+
+    def run_once(self) -> float:
+        try:
+            sent = self.upload_once()
+        except ServerUnavailable as exc:
+            self.backoff_s = min(self.max_backoff_s, max(self.interval_s, self.backoff_s * 2))
+            log.warning("upload: server unavailable (%s); retrying in %.0f s", exc,
+                        self.backoff_s)
+            return self.backoff_s
+        self.backoff_s = 0.0
+        return 0.0 if sent == self.batch else self.interval_s  # a full batch: drain on
+
+
+class JournalPruner(Worker):
+    """Keeps the journal bounded: deletes events older than the retention, only once they
+    were uploaded when a server is configured (never an event still in the outbox)."""
+
+    name = "journal-prune"
+
+    def __init__(self, journal: Journal, retention_days: float, uploaded_only: bool,
+                 interval_s: float = 3600.0) -> None:
+        super().__init__()
+        self.journal = journal
+        self.retention = timedelta(days=retention_days)
+        self.uploaded_only = uploaded_only
+        self.interval_s = interval_s
+
+    def run_once(self) -> float:
+        before = to_rfc3339(datetime.now(timezone.utc) - self.retention)
+        n = self.journal.prune(before, uploaded_only=self.uploaded_only)
+        if n:
+            log.info("journal: pruned %d events older than %s", n, before)
+        return self.interval_s

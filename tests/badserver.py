@@ -1,0 +1,116 @@
+"""A misbehaving central server for fault tests: slow, 500, garbage, closes the connection,
+or a normal answer; optionally over TLS. Serves on 127.0.0.1 only."""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+MODES = ("ok", "slow", "500", "garbage", "close", "bad_decision")
+
+
+class BadServer:
+    """`mode` may be changed while running; `delay_s` is how long "slow" stalls."""
+
+    def __init__(self, mode: str = "ok", delay_s: float = 3.0,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        self.mode = mode
+        self.delay_s = delay_s
+        self.requests = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                self.rfile.read(length)
+                outer.requests += 1
+                outer.answer(self)
+
+            do_GET = do_POST
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        if ssl_context is not None:
+            self.httpd.socket = ssl_context.wrap_socket(self.httpd.socket, server_side=True)
+        scheme = "https" if ssl_context else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.httpd.server_address[1]}"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def answer(self, h: BaseHTTPRequestHandler) -> None:
+        mode = self.mode
+        if mode == "slow":
+            time.sleep(self.delay_s)
+            mode = "ok"
+        if mode == "close":
+            h.connection.shutdown(socket.SHUT_RDWR)
+            h.close_connection = True
+            return
+        if mode == "500":
+            body, status = b'{"error": "boom"}', 500
+        elif mode == "garbage":
+            body, status = b"<html>this is not json", 200
+        elif mode == "bad_decision":
+            body, status = json.dumps({"decision": "maybe", "reason": "x"}).encode(), 200
+        else:
+            body, status = json.dumps({"decision": "grant", "reason": "ok",
+                                       "label": "From Server"}).encode(), 200
+        try:
+            h.send_response(status)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Content-Length", str(len(body)))
+            h.end_headers()
+            h.wfile.write(body)
+        except OSError:
+            pass  # the client gave up (its timeout); that is the point of "slow"
+
+    def __enter__(self) -> "BadServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def free_port_url() -> str:
+    """A loopback URL on which nothing listens (the server is down)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def make_ca(directory: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed CA (cert, key) made with the openssl command line."""
+    cert, key = directory / f"{name}.pem", directory / f"{name}.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", f"/CN={name}", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+def make_server_cert(directory: Path, ca: tuple[Path, Path], name: str = "server"
+                     ) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 signed by `ca`."""
+    cert, key, csr = (directory / f"{name}.pem", directory / f"{name}.key",
+                      directory / f"{name}.csr")
+    ext = directory / f"{name}.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    subprocess.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+                    "-keyout", str(key), "-out", str(csr)], check=True, capture_output=True)
+    subprocess.run(["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca[0]), "-CAkey",
+                    str(ca[1]), "-CAcreateserial", "-days", "2", "-extfile", str(ext),
+                    "-out", str(cert)], check=True, capture_output=True)
+    return cert, key

@@ -1,0 +1,304 @@
+"""The central-server path against the real reference server and a misbehaving one: online
+verification, the offline policy, credential sync and journal upload, with faults."""
+
+from __future__ import annotations
+
+import ssl
+import time
+from pathlib import Path
+
+import pytest
+
+from badserver import BadServer, free_port_url, make_ca, make_server_cert
+from gate.central import ServerClient, ServerUnavailable
+from gate.config import Config, PolicySection, ServerSection
+from gate.credentials import SERVER, CredentialStore, Credential, hash_code
+from gate.daemon import build_verifiers
+from gate.journal import Journal
+from gate.refserver.server import ReferenceServer, server_ssl_context
+from gate.sync import CredentialSync, EventUploader
+from gate.verify import VerifierChain
+from gate.verify.online import LAST_SYNC_KEY, OnlineVerifier
+
+TOKEN = "test-token-0123456789"
+TIMEOUT_S = 0.3
+MARGIN_S = 1.0  # generous: CI machines are slow; the budget itself is TIMEOUT_S
+CODE = "PASS-0001"
+STATUS = {"green": "grant", "yellow": "staff", "red": "deny", "black": "deny"}
+
+
+@pytest.fixture
+def refserver(tmp_path: Path):
+    with ReferenceServer(tmp_path / "ref.db", TOKEN) as server:
+        yield server
+
+
+def client_for(url: str, **server_keys) -> ServerClient:
+    return ServerClient(ServerSection(url=url, timeout_s=TIMEOUT_S, **server_keys), "gate-1",
+                        TOKEN)
+
+
+def online(url: str, **server_keys) -> OnlineVerifier:
+    return OnlineVerifier(client_for(url, **server_keys), TIMEOUT_S, STATUS)
+
+
+def check(verifier, code: str = CODE):
+    return verifier.check(hash_code(code), code.encode(), time.time())
+
+
+# -- online verification ------------------------------------------------------------------
+
+def test_online_verifier_answers_grant_deny_and_staff(refserver) -> None:
+    refserver.enrol("PASS-GREEN", label="Green", status="green")
+    refserver.enrol("PASS-YELLOW", label="Yellow", status="yellow")
+    refserver.enrol("PASS-PLAIN", label="Plain")
+    refserver.enrol("PASS-OLD", label="Old", valid_until="2020-01-01T00:00:00Z")
+    v = online(refserver.url)
+    d = check(v, "PASS-PLAIN")
+    assert (d.verdict, d.source, d.label) == ("grant", "server", "Plain")
+    assert check(v, "PASS-GREEN").verdict == "grant"
+    staff = check(v, "PASS-YELLOW")
+    assert (staff.verdict, staff.reason) == ("staff", "status_yellow")
+    assert (check(v, "PASS-OLD").verdict, check(v, "PASS-OLD").reason) == ("deny", "expired")
+    assert check(v, "NOBODY").reason == "unknown"
+    refserver.revoke("PASS-PLAIN")
+    assert check(v, "PASS-PLAIN").reason == "revoked"
+    assert v.reachable is True
+    v.close()
+
+
+def test_status_colour_is_mapped_and_the_stricter_verdict_wins(refserver) -> None:
+    refserver.enrol("PASS-RED", label="Red", status="red")
+    refserver.enrol("PASS-OLD-GREEN", valid_until="2020-01-01T00:00:00Z", status="green")
+    v = online(refserver.url)
+    assert check(v, "PASS-RED").verdict == "deny"
+    # A green colour never turns the server's deny into a grant.
+    assert check(v, "PASS-OLD-GREEN").verdict == "deny"
+    # The gate's own map decides too: a technician may send yellow to deny.
+    v.status_map = {**STATUS, "green": "staff"}
+    refserver.enrol("PASS-GREEN", status="green")
+    d = check(v, "PASS-GREEN")
+    assert (d.verdict, d.reason) == ("staff", "status_green")
+    v.close()
+
+
+def test_token_is_required_and_a_wrong_one_is_server_unavailable(refserver) -> None:
+    refserver.enrol(CODE)
+    client = ServerClient(ServerSection(url=refserver.url), "gate-1", "wrong-token")
+    with pytest.raises(ServerUnavailable, match="http_401"):
+        client.verify(CODE.encode(), "2026-01-01T00:00:00Z", TIMEOUT_S)
+
+
+# -- faults: every case decides within the budget, by the configured policy ----------------
+
+def chain_with_cache(store: CredentialStore, url: str, offline: str, **server_keys):
+    cfg = Config(server=ServerSection(url=url, timeout_s=TIMEOUT_S, **server_keys),
+                 policy=PolicySection(offline=offline))  # type: ignore[arg-type]
+    v = online(url, **server_keys)
+    return VerifierChain(build_verifiers(cfg, store, v)), v
+
+
+@pytest.fixture
+def cached_store(tmp_path: Path) -> CredentialStore:
+    """A cache that knows CODE from an earlier sync, synced just now."""
+    store = CredentialStore(tmp_path / "cred.db")
+    store.replace(SERVER, [Credential(hash_code(CODE), SERVER, "c1", "Cached Carl")],
+                  {LAST_SYNC_KEY: str(time.time())})
+    return store
+
+
+FAULTS = ["slow", "500", "garbage", "close", "bad_decision", "down"]
+
+
+@pytest.mark.parametrize("offline", ["cache", "deny"])
+@pytest.mark.parametrize("fault", FAULTS)
+def test_fault_decides_within_budget_by_policy(fault: str, offline: str,
+                                               cached_store: CredentialStore) -> None:
+    server = BadServer(mode=fault, delay_s=TIMEOUT_S + 2.0)
+    with server:
+        url = free_port_url() if fault == "down" else server.url
+        chain, v = chain_with_cache(cached_store, url, offline)
+        started = time.monotonic()
+        decision = chain.check(hash_code(CODE), CODE.encode(), time.time())
+        elapsed = time.monotonic() - started
+        v.close()
+    assert elapsed < TIMEOUT_S + MARGIN_S, f"{fault}: {elapsed:.2f} s"
+    assert v.reachable is False
+    if offline == "cache":
+        assert (decision.verdict, decision.source, decision.label) == ("grant", "cache",
+                                                                        "Cached Carl")
+    else:
+        assert (decision.verdict, decision.reason, decision.source) == ("deny", "offline",
+                                                                        "policy")
+
+
+def test_healthy_server_decides_before_the_cache(cached_store: CredentialStore) -> None:
+    with BadServer(mode="ok") as server:
+        chain, v = chain_with_cache(cached_store, server.url, "cache")
+        d = chain.check(hash_code(CODE), CODE.encode(), time.time())
+        v.close()
+    assert (d.verdict, d.source, d.label) == ("grant", "server", "From Server")
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pki")
+    good_ca, other_ca = make_ca(d, "good-ca"), make_ca(d, "other-ca")
+    return {"good_ca": good_ca[0], "other_ca": other_ca[0],
+            "server": make_server_cert(d, good_ca)}
+
+
+def tls_context(pki) -> ssl.SSLContext:
+    return server_ssl_context(*pki["server"])
+
+
+def test_tls_with_the_configured_ca_is_trusted(pki, cached_store) -> None:
+    with BadServer(mode="ok", ssl_context=tls_context(pki)) as server:
+        chain, v = chain_with_cache(cached_store, server.url, "deny", ca_file=pki["good_ca"])
+        d = chain.check(hash_code(CODE), CODE.encode(), time.time())
+        v.close()
+    assert (d.verdict, d.source) == ("grant", "server")
+
+
+@pytest.mark.parametrize("offline", ["cache", "deny"])
+def test_tls_certificate_from_the_wrong_ca_is_server_unavailable(pki, cached_store, offline,
+                                                                 monkeypatch) -> None:
+    # The environment must not change TLS trust: REQUESTS_CA_BUNDLE points at the server's CA.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(pki["good_ca"]))
+    monkeypatch.setenv("CURL_CA_BUNDLE", str(pki["good_ca"]))
+    with BadServer(mode="ok", ssl_context=tls_context(pki)) as server:
+        chain, v = chain_with_cache(cached_store, server.url, offline, ca_file=pki["other_ca"])
+        started = time.monotonic()
+        d = chain.check(hash_code(CODE), CODE.encode(), time.time())
+        elapsed = time.monotonic() - started
+        v.close()
+    assert elapsed < TIMEOUT_S + MARGIN_S
+    assert d.source == ("cache" if offline == "cache" else "policy")
+
+
+def test_busy_pool_still_answers_within_budget(cached_store) -> None:
+    """Several codes in a row against a stalled server: none waits behind another."""
+    with BadServer(mode="slow", delay_s=3.0) as server:
+        chain, v = chain_with_cache(cached_store, server.url, "cache")
+        for _ in range(4):
+            started = time.monotonic()
+            d = chain.check(hash_code(CODE), CODE.encode(), time.time())
+            assert time.monotonic() - started < TIMEOUT_S + MARGIN_S
+            assert d.source == "cache"
+        v.close()
+
+
+# -- credential sync ------------------------------------------------------------------------
+
+def test_sync_full_then_delta_then_not_modified(refserver, tmp_path: Path) -> None:
+    refserver.enrol("A-1", label="A")
+    refserver.enrol("B-2", label="B")
+    store = CredentialStore(tmp_path / "cred.db")
+    sync = CredentialSync(client_for(refserver.url), store, 60)
+    first = sync.sync_once()
+    assert first.changed and first.full and store.count(SERVER) == 2
+    refserver.revoke("A-1")
+    refserver.enrol("C-3", label="C")
+    second = sync.sync_once()
+    assert second.changed and not second.full
+    assert store.lookup(hash_code("A-1"), SERVER).revoked
+    assert store.lookup(hash_code("C-3"), SERVER).label == "C"
+    sync.sync_once()  # the delta's own cursor; now nothing changed
+    assert sync.sync_once().changed is False
+    assert float(store.get_meta(LAST_SYNC_KEY)) > time.time() - 60
+
+
+def test_cache_not_synced_within_max_age_no_longer_grants(cached_store: CredentialStore) -> None:
+    cfg = Config(server=ServerSection(url="http://127.0.0.1:1"),
+                 policy=PolicySection(max_cache_age_s=3600))
+    chain = VerifierChain(build_verifiers(cfg, cached_store, online(free_port_url())))
+    assert chain.check(hash_code(CODE), CODE.encode(), time.time()).verdict == "grant"
+    cached_store.set_meta({LAST_SYNC_KEY: str(time.time() - 7200)})
+    d = chain.check(hash_code(CODE), CODE.encode(), time.time())
+    assert (d.verdict, d.reason, d.source) == ("deny", "cache_stale", "cache")
+
+
+def test_sync_skips_malformed_rows_and_keeps_the_rest(tmp_path: Path) -> None:
+    from gate.central import CredentialsPage
+    store = CredentialStore(tmp_path / "cred.db")
+    sync = CredentialSync(client_for("http://127.0.0.1:1"), store, 60)
+    page = CredentialsPage(cursor="7", full=True, etag=None, credentials=[
+        {"id": "1", "code_sha256": hash_code("GOOD")},
+        {"id": "2", "code_sha256": "not-hex"},
+        {"id": "3", "code_sha256": hash_code("BADTIME"), "valid_until": "tomorrow"},
+        "not an object"])
+    result = sync._apply(page, str(time.time()), None)
+    assert (result.rows, result.skipped) == (1, 3)
+    assert store.lookup(hash_code("GOOD"), SERVER) is not None
+
+
+def test_sync_failure_keeps_the_cache(cached_store: CredentialStore) -> None:
+    with BadServer(mode="garbage") as server:
+        sync = CredentialSync(client_for(server.url), cached_store, 60)
+        with pytest.raises(ServerUnavailable):
+            sync.sync_once()
+    assert cached_store.lookup(hash_code(CODE), SERVER).label == "Cached Carl"
+
+
+# -- journal upload -------------------------------------------------------------------------
+
+def test_upload_marks_events_only_after_the_server_stored_them(refserver, tmp_path) -> None:
+    journal = Journal(tmp_path / "journal.db", "gate-1")
+    for i in range(5):
+        journal.record("system", event="test", n=i)
+    down = EventUploader(client_for(free_port_url()), journal, 1, 2, 60)
+    with pytest.raises(ServerUnavailable):
+        down.upload_once()
+    assert len(journal.pending(100)) == 5
+    assert down.run_once() >= 1  # backs off
+    up = EventUploader(client_for(refserver.url), journal, 1, 2, 60)
+    while up.upload_once():
+        pass
+    assert journal.pending(100) == []
+    stored = refserver.events("gate-1")
+    assert sorted(e["n"] for e in stored) == list(range(5))
+
+
+def test_upload_backoff_grows_to_its_cap(tmp_path) -> None:
+    journal = Journal(tmp_path / "journal.db", "gate-1")
+    journal.record("system", event="x")
+    up = EventUploader(client_for(free_port_url()), journal, 1, 10, 8)
+    waits = [up.run_once() for _ in range(6)]
+    assert waits == [1, 2, 4, 8, 8, 8]
+
+
+def test_cached_status_colour_applies_offline(tmp_path: Path) -> None:
+    """A code that is red on the server stays shut offline too; yellow asks for staff."""
+    store = CredentialStore(tmp_path / "cred.db")
+    store.replace(SERVER, [Credential(hash_code("RED"), SERVER, "r", "Red", status="red"),
+                           Credential(hash_code("YEL"), SERVER, "y", "Yel", status="yellow"),
+                           Credential(hash_code("PUR"), SERVER, "p", "Pur", status="purple")],
+                  {LAST_SYNC_KEY: str(time.time())})
+    chain, v = chain_with_cache(store, free_port_url(), "cache")
+    now = time.time()
+    assert (chain.check(hash_code("RED"), b"RED", now).reason) == "status_red"
+    yel = chain.check(hash_code("YEL"), b"YEL", now)
+    assert (yel.verdict, yel.source) == ("staff", "cache")
+    assert chain.check(hash_code("PUR"), b"PUR", now).verdict == "deny"
+    v.close()
+
+
+def test_sync_keeps_the_status_colour(refserver, tmp_path: Path) -> None:
+    refserver.enrol("Y-1", label="Y", status="yellow")
+    store = CredentialStore(tmp_path / "cred.db")
+    CredentialSync(client_for(refserver.url), store, 60).sync_once()
+    assert store.lookup(hash_code("Y-1"), SERVER).status == "yellow"
+
+
+def test_upload_sets_aside_an_event_the_server_refuses(refserver, tmp_path) -> None:
+    journal = Journal(tmp_path / "journal.db", "gate-1")
+    journal.record("system", event="before")
+    # An event the server's schema refuses (no valid "at"), written as a broken gate might.
+    journal._db.execute("INSERT INTO events (id, at, kind, body) VALUES (?, ?, ?, ?)",
+                        ("bad-1", "2026-01-01T00:00:00.000Z", "system",
+                         '{"id": "bad-1", "at": "yesterday", "gate": "gate-1", "kind": "system"}'))
+    journal.record("system", event="after")
+    up = EventUploader(client_for(refserver.url), journal, 1, 10, 60)
+    assert up.upload_once() == 3
+    assert journal.pending(10) == []
+    assert [e["event"] for e in refserver.events("gate-1")] == ["before", "after"]
