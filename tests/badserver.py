@@ -3,6 +3,7 @@ or a normal answer; optionally over TLS. Serves on 127.0.0.1 only."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import socket
 import ssl
@@ -13,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-MODES = ("ok", "slow", "500", "garbage", "close", "bad_decision")
+MODES = ("ok", "slow", "500", "garbage", "close", "bad_decision", "stall_body", "big_list")
 
 
 class BadServer:
@@ -24,6 +25,8 @@ class BadServer:
         self.mode = mode
         self.delay_s = delay_s
         self.requests = 0
+        self.list_rows = 10               # big_list / stall_body: credentials in the list
+        self.body_started = threading.Event()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -50,6 +53,8 @@ class BadServer:
 
     def answer(self, h: BaseHTTPRequestHandler) -> None:
         mode = self.mode
+        if mode in ("stall_body", "big_list"):
+            return self.send_list(h, stall=mode == "stall_body")
         if mode == "slow":
             time.sleep(self.delay_s)
             mode = "ok"
@@ -74,6 +79,25 @@ class BadServer:
             h.wfile.write(body)
         except OSError:
             pass  # the client gave up (its timeout); that is the point of "slow"
+
+    def send_list(self, h: BaseHTTPRequestHandler, stall: bool) -> None:
+        """A full credential list; with `stall`, half of it and then silence."""
+        rows = [{"id": f"n{i}", "code_sha256": hashlib.sha256(f"NEW-{i}".encode()).hexdigest(),
+                 "label": f"New {i}"} for i in range(self.list_rows)]
+        body = json.dumps({"cursor": "99", "full": True, "credentials": rows}).encode()
+        try:
+            h.send_response(200)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Content-Length", str(len(body)))
+            h.end_headers()
+            if stall:
+                h.wfile.write(body[: len(body) // 2])
+                h.wfile.flush()
+                self.body_started.set()
+                time.sleep(self.delay_s)
+            h.wfile.write(body)
+        except OSError:
+            pass
 
     def __enter__(self) -> "BadServer":
         self._thread.start()
