@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import logging
 import re
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time as dtime, timedelta
 from pathlib import Path
@@ -101,6 +102,34 @@ class CredentialStore:
             raise
         return n
 
+    def replace_unique(self, origin: str, rows: Iterable[tuple[int, Credential]],
+                       on_duplicate: Callable[[int], None]) -> int:
+        """Like replace(), from (line, credential) pairs; a code already inserted is reported
+        through `on_duplicate(line)` and skipped. One transaction: all or nothing."""
+        db = self._db
+        db.execute("PRAGMA cache_size = -65536")  # 64 MiB: random-key inserts stay in memory
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("DELETE FROM credentials WHERE origin = ?", (origin,))
+            n = 0
+            for line, c in rows:
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO credentials (code_sha256, origin, cred_id, label, "
+                    "valid_from, valid_until, revoked, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (c.code_sha256, origin, c.cred_id, c.label, c.valid_from, c.valid_until,
+                     int(c.revoked), c.status))
+                if cur.rowcount:
+                    n += 1
+                else:
+                    on_duplicate(line)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        finally:
+            db.execute("PRAGMA cache_size = -2000")  # back to SQLite's default
+        return n
+
     def upsert(self, origin: str, creds: Iterable[Credential],
                meta: dict[str, str] | None = None) -> int:
         """Insert or update rows of `origin` (a delta) in one transaction."""
@@ -151,17 +180,36 @@ class AllowlistLoad:
 
 
 def read_allowlist(path: Path) -> AllowlistLoad:
-    """Parse the allowlist CSV. Bad rows are reported and skipped; a bad file raises."""
+    """Parse the allowlist CSV into memory. Bad rows are reported and skipped; a bad file
+    raises AllowlistError. (The daemon streams instead: see load_allowlist_into.)"""
+    problems: list[str] = []
+    creds: dict[str, Credential] = {}
+    for line, cred in iter_allowlist(path, problems):
+        if cred.code_sha256 in creds:
+            problems.append(duplicate_problem(path, line))
+        else:
+            creds[cred.code_sha256] = cred
+    return AllowlistLoad(list(creds.values()), problems)
+
+
+def duplicate_problem(path: Path, line: int) -> str:
+    return f"{path}:{line}: the same code is listed again; row skipped"
+
+
+def iter_allowlist(path: Path, problems: list[str]) -> Iterator[tuple[int, Credential]]:
+    """(line, credential) for each good row; bad rows are appended to `problems`.
+    Duplicates are left to the caller. A missing, unreadable or headless file raises."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
-            return _parse_rows(path, csv.reader(f))
+            yield from _parse_rows(path, csv.reader(f), problems)
     except FileNotFoundError:
         raise AllowlistError(f"{path}: allowlist file not found") from None
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise AllowlistError(f"{path}: cannot read allowlist: {exc}") from None
 
 
-def _parse_rows(path: Path, reader: Iterator[list[str]]) -> AllowlistLoad:
+def _parse_rows(path: Path, reader: Iterator[list[str]], problems: list[str]
+                ) -> Iterator[tuple[int, Credential]]:
     header = next(reader, None)
     if header is None:
         raise AllowlistError(f"{path}: empty file, expected a header line "
@@ -170,24 +218,22 @@ def _parse_rows(path: Path, reader: Iterator[list[str]]) -> AllowlistLoad:
     if ("code" in cols) == ("code_sha256" in cols):
         raise AllowlistError(f"{path}:1: the header needs exactly one of the columns "
                              f"'code' or 'code_sha256', got {','.join(cols)}")
-    problems = [f"{path}:1: unknown column {c!r} ignored" for c in cols
-                if c not in ("code", "code_sha256", "label", "valid_from", "valid_until")]
-    creds: dict[str, Credential] = {}
+    problems.extend(f"{path}:1: unknown column {c!r} ignored" for c in cols
+                    if c not in ("code", "code_sha256", "label", "valid_from", "valid_until"))
+    width = len(cols)
     for row in reader:
         line = reader.line_num  # type: ignore[attr-defined]
-        if not any(cell.strip() for cell in row) or row[0].lstrip().startswith("#"):
+        if not row or row[0].lstrip().startswith("#") or not any(c.strip() for c in row):
             continue
-        cells = {c: (row[i].strip() if i < len(row) else "") for i, c in enumerate(cols)}
+        if len(row) < width:
+            row += [""] * (width - len(row))
+        cells = dict(zip(cols, map(str.strip, row)))
         try:
             cred = _credential_from(cells)
         except ValueError as exc:
             problems.append(f"{path}:{line}: {exc}; row skipped")
             continue
-        if cred.code_sha256 in creds:
-            problems.append(f"{path}:{line}: the same code is listed again; row skipped")
-            continue
-        creds[cred.code_sha256] = cred
-    return AllowlistLoad(list(creds.values()), problems)
+        yield line, cred
 
 
 def _credential_from(cells: dict[str, str]) -> Credential:
@@ -207,6 +253,7 @@ def _credential_from(cells: dict[str, str]) -> Credential:
                       valid_from=valid_from, valid_until=valid_until)
 
 
+@functools.lru_cache(maxsize=4096)  # real lists repeat the same few dates many times
 def parse_time(text: str, *, end_of_day: bool) -> float | None:
     """ISO 8601 date or date-time to epoch seconds; empty means unbounded.
 
@@ -226,8 +273,19 @@ def parse_time(text: str, *, end_of_day: bool) -> float | None:
     return dt.timestamp()  # naive datetimes are taken as local time
 
 
-def load_allowlist_into(store: CredentialStore, path: Path) -> AllowlistLoad:
-    """Read the allowlist and replace the store's list rows with it atomically."""
-    result = read_allowlist(path)
-    store.replace(LIST, result.credentials)
-    return result
+@dataclass(frozen=True)
+class ListLoaded:
+    count: int           # credentials now in the store from the list
+    problems: list[str]  # "file:line: problem" for each skipped row
+
+
+def load_allowlist_into(store: CredentialStore, path: Path) -> ListLoaded:
+    """Stream the allowlist into the store, replacing its list rows in one transaction.
+
+    Rows go from the CSV reader straight to SQLite (which also finds duplicates), so a
+    list of a million codes never sits in memory. A file that fails half-way leaves the
+    previous list whole."""
+    problems: list[str] = []
+    count = store.replace_unique(LIST, iter_allowlist(path, problems),
+                                 lambda line: problems.append(duplicate_problem(path, line)))
+    return ListLoaded(count, problems)

@@ -41,11 +41,11 @@ class ListWatcher:
         self._stamp = stamp
         for problem in result.problems:
             log.warning("allowlist: %s", problem)
-        self.journal.record("system", event="list_loaded", credentials=len(result.credentials),
+        self.journal.record("system", event="list_loaded", credentials=result.count,
                             problems=len(result.problems))
         log.info("allowlist %s: %d credentials, %d problems", self.path,
-                 len(result.credentials), len(result.problems))
-        return len(result.credentials)
+                 result.count, len(result.problems))
+        return result.count
 
     def start(self) -> None:
         self._thread.start()
