@@ -115,11 +115,12 @@ class Picamera2Source:
                  autofocus: bool = True, stop: threading.Event | None = None) -> None:
         try:
             from picamera2 import Picamera2
-        except ImportError as exc:
+        except (ImportError, ValueError) as exc:  # ValueError: a pip numpy 2.x in the venv
             raise CameraError(
                 "picamera2 is not importable: on Raspberry Pi OS run "
                 "'apt install python3-picamera2 --no-install-recommends' and use a venv "
-                f"created with --system-site-packages ({exc})") from exc
+                "created with --system-site-packages, without a pip-installed numpy "
+                f"({exc})") from exc
         self.stall_timeout_s = stall_timeout_s
         self._stop = stop or threading.Event()
         self._seq = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -12,6 +13,9 @@ import numpy as np
 from .errors import DecoderUnavailable
 
 Point = tuple[int, int]
+
+ZBAR_CFG_BINARY = 4                # zbar.h zbar_config_e: no character set conversion
+ZBAR_FOURCC_Y800 = 0x30303859      # 'Y800': 8-bit grey, what pyzbar passes for numpy arrays
 
 
 @dataclass(frozen=True)
@@ -80,18 +84,47 @@ class PyzbarDecoder:
 
     def __init__(self) -> None:
         try:
-            from pyzbar import pyzbar
+            from pyzbar import pyzbar, wrapper  # noqa: F401  (pyzbar loads the zbar library)
         except ImportError as exc:
             if "zbar shared library" in str(exc):
                 raise DecoderUnavailable(
                     "pyzbar cannot find the zbar library: apt-get install libzbar0") from exc
             raise DecoderUnavailable(f"pyzbar is not installed: pip install pyzbar ({exc})") from exc
-        self._decode = pyzbar.decode
-        self._symbols = [pyzbar.ZBarSymbol.QRCODE]
+        self._zb = wrapper
 
     def decode(self, luma: np.ndarray) -> list[Code]:
-        return [Code(data=bytes(d.data), corners=tuple((int(p.x), int(p.y)) for p in d.polygon))
-                for d in self._decode(luma, symbols=self._symbols)]
+        # Not pyzbar.decode(): it leaves zbar's text conversion on, which re-encodes a binary
+        # payload (bytes that are not UTF-8 are taken as Latin-1 and turned into UTF-8), so
+        # its hash would differ from zxing's. The same steps through pyzbar's ctypes wrapper,
+        # plus ZBAR_CFG_BINARY (zbar >= 0.23; missing from pyzbar's ZBarConfig enum).
+        zb = self._zb
+        height, width = luma.shape
+        pixels = np.ascontiguousarray(luma, dtype=np.uint8).tobytes()
+        scanner = zb.zbar_image_scanner_create()
+        image = zb.zbar_image_create()
+        try:
+            for symbol in zb.ZBarSymbol:
+                zb.zbar_image_scanner_set_config(scanner, symbol, zb.ZBarConfig.CFG_ENABLE,
+                                                 int(symbol == zb.ZBarSymbol.QRCODE))
+            zb.zbar_image_scanner_set_config(scanner, zb.ZBarSymbol.QRCODE, ZBAR_CFG_BINARY, 1)
+            zb.zbar_image_set_format(image, ZBAR_FOURCC_Y800)
+            zb.zbar_image_set_size(image, width, height)
+            zb.zbar_image_set_data(image, ctypes.cast(pixels, ctypes.c_void_p), len(pixels), None)
+            zb.zbar_scan_image(scanner, image)
+            codes = []
+            symbol = zb.zbar_image_first_symbol(image)
+            while symbol:
+                data = ctypes.string_at(zb.zbar_symbol_get_data(symbol),
+                                        zb.zbar_symbol_get_data_length(symbol))
+                corners = tuple((int(zb.zbar_symbol_get_loc_x(symbol, i)),
+                                 int(zb.zbar_symbol_get_loc_y(symbol, i)))
+                                for i in range(zb.zbar_symbol_get_loc_size(symbol)))
+                codes.append(Code(data=data, corners=corners))
+                symbol = zb.zbar_symbol_next(symbol)
+            return codes
+        finally:
+            zb.zbar_image_destroy(image)
+            zb.zbar_image_scanner_destroy(scanner)
 
 
 BACKENDS: dict[str, type] = {"zxing": ZxingDecoder, "pyzbar": PyzbarDecoder}

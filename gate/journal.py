@@ -89,9 +89,13 @@ class Journal:
         now = utc_now()
         with self._lock:
             self._db.execute("BEGIN")
-            self._db.executemany("UPDATE events SET uploaded_at = ? WHERE seq = ?",
-                                 [(now, s) for s in seqs])
-            self._db.execute("COMMIT")
+            try:
+                self._db.executemany("UPDATE events SET uploaded_at = ? WHERE seq = ?",
+                                     [(now, s) for s in seqs])
+                self._db.execute("COMMIT")
+            except BaseException:  # else every later record() lands in this open transaction
+                self._db.execute("ROLLBACK")
+                raise
 
     def prune_uploaded(self, before: str) -> int:
         """Delete events uploaded before `before` (RFC 3339); never an event not yet uploaded."""
