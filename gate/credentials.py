@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import hashlib
@@ -38,6 +39,12 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
+_INTO = ("INTO credentials (code_sha256, origin, cred_id, label, valid_from, valid_until, "
+         "revoked, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+UPSERT = "INSERT OR REPLACE " + _INTO     # a newer row for the same code wins
+INSERT_NEW = "INSERT OR IGNORE " + _INTO  # a code already there is left alone (rowcount 0)
+
+
 @dataclass(frozen=True)
 class Credential:
     """One pass: who it is for and when it is valid (epoch seconds; None means unbounded)."""
@@ -50,6 +57,11 @@ class Credential:
     valid_until: float | None = None
     revoked: bool = False
     status: str | None = None  # the server's colour (green, yellow...), mapped by [policy.status]
+
+
+def _row(origin: str, c: Credential) -> tuple[object, ...]:
+    return (c.code_sha256, origin, c.cred_id, c.label, c.valid_from, c.valid_until,
+            int(c.revoked), c.status)
 
 
 def hash_code(code: str | bytes) -> str:
@@ -87,61 +99,55 @@ class CredentialStore:
         return int(self._db.execute(
             "SELECT count(*) FROM credentials WHERE origin = ?", (origin,)).fetchone()[0])
 
-    def replace(self, origin: str, creds: Iterable[Credential],
-                meta: dict[str, str] | None = None) -> int:
-        """Swap every row of `origin` for `creds` in one transaction: all or nothing."""
+    @contextlib.contextmanager
+    def _transaction(self, big: bool = False) -> Iterator[sqlite3.Connection]:
+        """One write transaction: committed whole or rolled back whole (also on kill -9,
+        by SQLite's journal). `big` gives it a 64 MiB page cache, so that random-key inserts
+        of a large list stay in memory."""
         db = self._db
+        if big:
+            db.execute("PRAGMA cache_size = -65536")
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.execute("DELETE FROM credentials WHERE origin = ?", (origin,))
-            n = self._insert(db, origin, creds)
-            self._write_meta(db, meta)
+            yield db
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        finally:
+            if big:
+                db.execute("PRAGMA cache_size = -2000")  # back to SQLite's default
+
+    def replace(self, origin: str, creds: Iterable[Credential],
+                meta: dict[str, str] | None = None) -> int:
+        """Swap every row of `origin` for `creds` in one transaction: all or nothing."""
+        with self._transaction(big=True) as db:
+            db.execute("DELETE FROM credentials WHERE origin = ?", (origin,))
+            n = self._insert(db, origin, creds)
+            self._write_meta(db, meta)
         return n
 
     def replace_unique(self, origin: str, rows: Iterable[tuple[int, Credential]],
                        on_duplicate: Callable[[int], None]) -> int:
         """Like replace(), from (line, credential) pairs; a code already inserted is reported
         through `on_duplicate(line)` and skipped. One transaction: all or nothing."""
-        db = self._db
-        db.execute("PRAGMA cache_size = -65536")  # 64 MiB: random-key inserts stay in memory
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        n = 0
+        with self._transaction(big=True) as db:
             db.execute("DELETE FROM credentials WHERE origin = ?", (origin,))
-            n = 0
             for line, c in rows:
-                cur = db.execute(
-                    "INSERT OR IGNORE INTO credentials (code_sha256, origin, cred_id, label, "
-                    "valid_from, valid_until, revoked, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (c.code_sha256, origin, c.cred_id, c.label, c.valid_from, c.valid_until,
-                     int(c.revoked), c.status))
+                cur = db.execute(INSERT_NEW, _row(origin, c))
                 if cur.rowcount:
                     n += 1
                 else:
                     on_duplicate(line)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        finally:
-            db.execute("PRAGMA cache_size = -2000")  # back to SQLite's default
         return n
 
     def upsert(self, origin: str, creds: Iterable[Credential],
                meta: dict[str, str] | None = None) -> int:
         """Insert or update rows of `origin` (a delta) in one transaction."""
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction() as db:
             n = self._insert(db, origin, creds)
             self._write_meta(db, meta)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         return n
 
     def get_meta(self, key: str) -> str | None:
@@ -159,11 +165,7 @@ class CredentialStore:
 
     @staticmethod
     def _insert(db: sqlite3.Connection, origin: str, creds: Iterable[Credential]) -> int:
-        cur = db.executemany(
-            "INSERT OR REPLACE INTO credentials (code_sha256, origin, cred_id, label, "
-            "valid_from, valid_until, revoked, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            ((c.code_sha256, origin, c.cred_id, c.label, c.valid_from, c.valid_until,
-              int(c.revoked), c.status) for c in creds))
+        cur = db.executemany(UPSERT, (_row(origin, c) for c in creds))
         return max(cur.rowcount, 0)
 
     @staticmethod
