@@ -6,30 +6,35 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
 import signal
 import threading
 import time
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from gpiozero.exc import BadPinFactory
 from gpiozero.pins import Factory
 
-from .camera import FrameSource, open_source
+from .alarms import DoorMonitor
+from .camera import Frame, FrameSource, open_source
 from .central import ServerClient, read_token
-from .config import Config, ConfigError, load_config
+from .config import Config, ConfigError, indicator_pins, load_config
 from .credentials import LIST, CredentialStore
 from .decode import make_decoder
 from .door import Door, Relay
 from .errors import AllowlistError, CameraStalled, GateError
 from .indicators import Indicators
-from .journal import Journal
+from .inputs import DoorContact, ExitButton, StaffButton, StaffCheck, StaffWindow
+from .journal import Journal, utc_now
 from .listwatch import ListWatcher
 from .notify import sd_notify, watchdog_interval
 from .scanner import Presentation, Scanner
+from .status import FrameRate, StatusWriter, utc_stamp
 from .sync import CredentialSync, EventUploader, JournalPruner
 from .verify import StoreVerifier, Verifier, VerifierChain
-from .verify.online import CacheVerifier, OnlineVerifier, ServerFirst
+from .verify.online import LAST_SYNC_KEY, CacheVerifier, OnlineVerifier, ServerFirst
 from .worker import Worker
 
 log = logging.getLogger("gate")
@@ -94,11 +99,12 @@ class Gate:
         parts.callback(relay.close)
         self.journal = Journal(cfg.journal_path, cfg.gate.id)
         parts.callback(self.journal.close)
+        parts.callback(self._write_final_status)  # after the door below is locked and closed
         self.door = Door(relay, on_change=self._door_changed)
         parts.callback(self.door.close)
-        self.indicators = Indicators(cfg.door.granted_led_pin, cfg.door.denied_led_pin,
-                                     cfg.door.buzzer_pin, pin_factory=factory)
+        self.indicators = Indicators.from_config(cfg, pin_factory=factory)
         parts.callback(self.indicators.close)
+        self._build_door_io(cfg, factory)
         self.store = CredentialStore(cfg.credentials_path)
         parts.callback(self.store.close)
         self.list_watcher = ListWatcher(self.store, cfg.list.path, cfg.list.watch_interval_s,
@@ -158,7 +164,8 @@ class Gate:
                     sd_notify("WATCHDOG=1")
                     last_ping = time.monotonic()
             for presentation in self.scanner.scan(frame):
-                self._decide(presentation)
+                self._decide_guarded(presentation)
+            self._tick(frame)
             if self.reload_requested.is_set():
                 self.reload_requested.clear()
                 self.reload()
@@ -182,13 +189,202 @@ class Gate:
         log.info("decision: %s (%s) label=%r source=%s code=%s… latency=%.1fms",
                  decision.verdict, decision.reason, decision.label, decision.source,
                  p.code.sha256[:12], latency_ms)
+        self._decided(decision.verdict, decision.reason, decision.source, decision.label)
+        if decision.verdict == "staff" and self.staff_window is not None:
+            self.staff_window.open(StaffCheck(p.code.sha256, decision.label,
+                                              decision.credential_id, decision.reason,
+                                              decision.source, open_s))
+        self._write_status()
 
     def _door_changed(self, state: str) -> None:
+        monitor: DoorMonitor | None = getattr(self, "monitor", None)
+        if monitor is not None:  # first: an opening right now must see the relay as it is
+            monitor.relay_changed(state)
         log.info("relay: %s", state)
+        indicators: Indicators | None = getattr(self, "indicators", None)
+        if indicators is not None:
+            indicators.door_changed(state == "unlocked")
         self.journal.record("door", state=state)
 
     def _workers_alive(self) -> bool:
-        return self.list_watcher.is_alive() and all(w.is_alive() for w in self.workers)
+        return (self.list_watcher.is_alive() and all(w.is_alive() for w in self.workers)
+                and (self.monitor is None or self.monitor.is_alive()))
+
+    # -- door inputs, alarms, faults and the status file ------------------------------------
+
+    def _build_door_io(self, cfg: Config, factory: Factory | None) -> None:
+        """Door contact and its monitor, exit and staff buttons, and the status file; all
+        built after the relay, so the door is locked before any of them exists."""
+        parts, ins = self._parts, cfg.inputs
+        self.faults: set[str] = set()
+        self.last_decision: dict[str, Any] | None = None
+        self.started_at = utc_now()
+        self.frame_rate = FrameRate()
+        self.status_writer = StatusWriter(cfg.status_path)
+        self.monitor: DoorMonitor | None = None
+        self.staff_window: StaffWindow | None = None
+        if ins.door_contact_pin is not None:
+            contact = DoorContact(ins.door_contact_pin,
+                                  normally_closed=ins.door_contact_normally_closed,
+                                  settle_s=ins.bounce_s, pin_factory=factory)
+            parts.callback(contact.close)
+            self.monitor = DoorMonitor(contact, self.journal,
+                                       is_unlocked=lambda: self.door.is_unlocked,
+                                       held_open_s=cfg.door.held_open_s,
+                                       grace_s=cfg.door.forced_open_grace_s)
+            parts.callback(self.monitor.close)
+        if ins.exit_button_pin is not None:
+            exit_button = ExitButton(ins.exit_button_pin, settle_s=ins.bounce_s,
+                                     pin_factory=factory)
+            parts.callback(exit_button.close)
+            exit_button.when_pressed = self._exit_pressed
+        if ins.staff_button_pin is not None:
+            self.staff_window = StaffWindow(ins.staff_window_s)
+            staff_button = StaffButton(ins.staff_button_pin, settle_s=ins.bounce_s,
+                                       pin_factory=factory)
+            parts.callback(staff_button.close)
+            staff_button.when_pressed = self._staff_pressed
+        self._write_status("starting")
+
+    def _exit_pressed(self) -> None:
+        """Request to exit: release the door for [door] open_s; journaled as a decision."""
+        self._input_grant("exit_request", "exit_button", self.cfg.door.open_s)
+
+    def _staff_pressed(self) -> None:
+        """Staff override: grants the code that last answered `staff`, within the window."""
+        assert self.staff_window is not None
+        check = self.staff_window.take()
+        if check is None:
+            log.info("staff button: no staff check is waiting")
+            return
+        self._input_grant("staff_override", "staff_button", check.open_s, check)
+
+    def _input_grant(self, reason: str, source: str, open_s: float,
+                     check: StaffCheck | None = None) -> None:
+        """A grant decided by a person at a button; runs on a GPIO callback thread."""
+        started = time.monotonic_ns()
+        try:
+            self.door.release(open_s)
+            latency_ms = (time.monotonic_ns() - started) / 1e6
+            if check is not None:
+                self.indicators.show("grant", open_s)
+            extra = {} if check is None else {"override_reason": check.reason,
+                                               "override_source": check.source}
+            self.journal.record(
+                "decision", verdict="grant", reason=reason, source=source,
+                label=check.label if check else "",
+                credential_id=check.credential_id if check else None,
+                code_sha256=check.code_sha256 if check else None,
+                latency_ms=round(latency_ms, 2), **extra)
+            log.info("decision: grant (%s) label=%r source=%s", reason,
+                     check.label if check else "", source)
+            self._decided("grant", reason, source, check.label if check else "")
+        except Exception:
+            log.exception("%s: handling the button failed", source)
+            self._set_fault(source, True)
+
+    def _decide_guarded(self, p: Presentation) -> None:
+        """One presentation; an error is a fault shown on the indicators, not a crash."""
+        try:
+            self._decide(p)
+        except Exception:
+            log.exception("deciding on code %s… failed", p.code.sha256[:12])
+            self._set_fault("decision", True)
+            with contextlib.suppress(Exception):
+                self.journal.record("system", event="error", where="decision",
+                                    code_sha256=p.code.sha256)
+        else:
+            self._set_fault("decision", False)
+
+    def _decided(self, verdict: str, reason: str, source: str, label: str) -> None:
+        self.last_decision = {"verdict": verdict, "reason": reason, "source": source,
+                              "label": label, "at": utc_now()}
+
+    def _set_fault(self, name: str, on: bool) -> None:
+        if on == (name in self.faults):
+            return
+        if on:
+            self.faults.add(name)
+        else:
+            self.faults.discard(name)
+        self.indicators.set_fault(bool(self.faults))
+
+    def _tick(self, frame: Frame) -> None:
+        """Per frame, cheap: count it; about once a second refresh offline and the status."""
+        self.frame_rate.tick(frame.ts_ns)
+        if self.status_writer.due():
+            self.indicators.set_offline(self._server_reachable() is False)
+            self._write_status(force=False)
+
+    def _server_reachable(self) -> bool | None:
+        """None without a [server]; False when the last verify or sync could not reach it."""
+        if self.cfg.server is None:
+            return None
+        online_ok = self.online.reachable if self.online is not None else None
+        sync = getattr(self, "sync", None)
+        sync_ok = None if sync is None else sync.last_error is None
+        if online_ok is False or sync_ok is False:
+            return False
+        return True if (online_ok or sync_ok) else None
+
+    def _cache_synced_at(self) -> str | None:
+        if self.cfg.server is None:
+            return None
+        value = self.store.get_meta(LAST_SYNC_KEY)
+        try:
+            return None if value is None else utc_stamp(float(value))
+        except ValueError:
+            return None
+
+    def status_snapshot(self, state: str | None = None) -> dict[str, Any]:
+        """What `gate status` shows: no code, ever."""
+        relay = self.door.relay
+        monitor = (self.monitor.snapshot() if self.monitor is not None
+                   else {"contact": None, "alarms": []})
+        store = getattr(self, "store", None)
+        return {
+            "gate": self.cfg.gate.id, "pid": os.getpid(), "started_at": self.started_at,
+            "state": state or ("fault" if self.faults else "running"),
+            "faults": sorted(self.faults), "last_decision": self.last_decision,
+            "door": {"relay": "locked" if relay.closed or not relay.is_active else "unlocked",
+                     **monitor, "fail_mode": self.cfg.door.fail_mode},
+            "server_reachable": self._server_reachable(),
+            "cache_synced_at": self._cache_synced_at() if store is not None else None,
+            "fps": self.frame_rate.fps(),
+        }
+
+    def _write_status(self, state: str | None = None, force: bool = True) -> None:
+        try:
+            snapshot = self.status_snapshot(state)
+        except Exception:
+            log.exception("status: building the snapshot failed")
+            return
+        writer = self.status_writer
+        if force:
+            writer.write(snapshot)
+        else:
+            writer.maybe_write(snapshot)
+        self._set_fault("status_file", writer.failing)
+
+    def _reload_door_io(self, new: Config) -> None:
+        """SIGHUP: new patterns, alarm times and staff window now; new pins after a restart."""
+        old_pins = (indicator_pins(self.cfg), self.cfg.indicators.active_high,
+                    dataclasses.replace(self.cfg.inputs, staff_window_s=0, bounce_s=0))
+        new_pins = (indicator_pins(new), new.indicators.active_high,
+                    dataclasses.replace(new.inputs, staff_window_s=0, bounce_s=0))
+        if new_pins != old_pins or new.inputs.bounce_s != self.cfg.inputs.bounce_s:
+            log.warning("reload: [inputs]/[indicators] pins changed; they take effect after a "
+                        "restart")
+        self.indicators.reconfigure(new.indicators)
+        if self.monitor is not None:
+            self.monitor.held_open_s = new.door.held_open_s
+            self.monitor.grace_s = new.door.forced_open_grace_s
+        if self.staff_window is not None:
+            self.staff_window.window_s = new.inputs.staff_window_s
+
+    def _write_final_status(self) -> None:
+        if getattr(self, "status_writer", None) is not None:
+            self._write_status("stopped")
 
     # -- reload and stop --------------------------------------------------------------------
 
@@ -209,6 +405,7 @@ class Gate:
                     "buzzer_pin")
         if any(getattr(new.door, k) != getattr(self.cfg.door, k) for k in hardware):
             log.warning("reload: [door] pins changed; they take effect after a restart")
+        self._reload_door_io(new)
         # Keep what needs a restart as it runs; take the rest from the new file.
         self.cfg = dataclasses.replace(new, camera=self.cfg.camera, gpio=self.cfg.gpio,
                                        gate=self.cfg.gate, server=self.cfg.server,
