@@ -63,6 +63,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", help="only events at or after this ISO 8601 time")
     p.add_argument("--kind", choices=["decision", "door", "alarm", "system"])
     add("sync", cmd_sync, "pull credentials from the central server now")
+    p = add("status", cmd_status, "what the running daemon reports: state, last decision, door, "
+            "cache age, server, frames per second")
+    p.add_argument("--json", action="store_true", help="one JSON object, for scripts")
+    p = add("test-relay", cmd_test_relay, "pulse the relay once (stop the daemon first)")
+    p.add_argument("--seconds", type=float, default=None,
+                   help="how long to release (default: [door] open_s)")
+    p = add("test-camera", cmd_test_camera, "capture one frame, save it as PNG and measure the "
+            "QR codes in it (stop the daemon first)")
+    p.add_argument("--output", type=Path, default=None,
+                   help="PNG to write (default: test-camera.png in the state dir)")
+    p.add_argument("--skip", type=int, default=None,
+                   help="frames to let pass first, for auto exposure (default: 1 s of frames; "
+                   "0 for the files camera)")
     sub.add_parser("reference-server", add_help=False,
                    help="the reference central server (serve, enrol, revoke, events, token); "
                    "see 'gate reference-server --help'")
@@ -163,13 +176,56 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    """Exit 0: running and fresh; 1: no status file; 3: stopped or not updated (like
+    systemctl status)."""
+    from .status import assess, format_status, read_status
+
+    cfg = load_config(args.config)
+    try:
+        status = assess(read_status(cfg.status_path))
+    except FileNotFoundError:
+        print(f"no status file at {cfg.status_path}: the daemon has not run here yet",
+              file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as exc:
+        print(f"cannot read the status file {cfg.status_path}: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(status) if args.json else format_status(status))
+    return 0 if status["running"] else 3
+
+
+def cmd_test_relay(args: argparse.Namespace) -> int:
+    from .selftest import run_relay_test
+
+    cfg = load_config(args.config)
+    if args.seconds is not None and not 0.1 <= args.seconds <= 600:
+        print("--seconds must be within 0.1..600", file=sys.stderr)
+        return 2
+    report = run_relay_test(cfg, args.seconds)
+    print(f"relay test done: {' -> '.join(state for _, state in report.changes)}")
+    return 0
+
+
+def cmd_test_camera(args: argparse.Namespace) -> int:
+    """Exit 0: a code was read; 3: a frame but no code; 1: no frame."""
+    from .selftest import format_camera_report, run_camera_test
+
+    cfg = load_config(args.config)
+    output = args.output or cfg.gate.state_dir / "test-camera.png"
+    report = run_camera_test(cfg, output, args.skip)
+    print(format_camera_report(report))
+    return 0 if report.codes else 3
+
+
 def format_event(e: dict[str, object]) -> str:
     """One readable line per event, for security staff."""
     head = f"{e['at']} {e['kind']:<8}"
     if e["kind"] == "decision":
         return (f"{head} {str(e.get('verdict')).upper():<5} {e.get('reason')} "
                 f"label={e.get('label')!r} source={e.get('source')} "
-                f"latency={e.get('latency_ms')}ms code={str(e.get('code_sha256'))[:12]}…")
+                f"latency={e.get('latency_ms')}ms "
+                + (f"code={str(e['code_sha256'])[:12]}…" if e.get("code_sha256") else "code=-"))
     rest = {k: v for k, v in e.items() if k not in ("id", "at", "gate", "kind")}
     return f"{head} " + " ".join(f"{k}={v}" for k, v in rest.items())
 

@@ -1,0 +1,255 @@
+"""Technician self-tests: pulse the relay once (`gate test-relay`); capture one frame, save it
+and measure any QR code in it (`gate test-camera`), so the camera can be aimed and focused."""
+
+from __future__ import annotations
+
+import logging
+import math
+import statistics
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from gpiozero.pins import Factory
+
+from .config import Config
+from .errors import GateError
+
+log = logging.getLogger(__name__)
+
+FINDER_MODULES = 7          # a finder pattern is 7 modules across: dark 1, light 1, dark 3, ...
+MIN_PX_PER_MODULE = 3.0     # below this decoding gets unreliable on a real camera
+EXPECT = {"secure": "the strike clicks and the door can be pushed open, then it locks again",
+          "safe": "the maglock lets go of the door, then holds it again"}
+
+
+# -- test-relay -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RelayReport:
+    pin: int
+    open_s: float
+    changes: list[tuple[float, str]]  # (seconds since the pulse began, "unlocked"/"locked")
+
+
+def run_relay_test(cfg: Config, open_s: float | None = None,
+                   say: Callable[[str], None] = print,
+                   pin_factory: Factory | None = None) -> RelayReport:
+    """Pulse the relay once for `open_s` (default [door] open_s), journaled like any door
+    movement. The daemon must be stopped first: it holds the pin."""
+    from gpiozero.exc import BadPinFactory, GPIOPinInUse
+
+    from .daemon import make_pin_factory
+    from .door import Door, Relay
+    from .journal import Journal
+
+    seconds = cfg.door.open_s if open_s is None else open_s
+    factory = pin_factory if pin_factory is not None else make_pin_factory(cfg.gpio.pin_factory)
+    try:
+        relay = Relay(cfg.door.relay_pin, active_high=cfg.door.relay_active_high,
+                      pin_factory=factory)
+    except GPIOPinInUse as exc:
+        raise GateError(f"relay pin {cfg.door.relay_pin} is in use ({exc}): stop the daemon "
+                        "first (systemctl stop gate)") from exc
+    except BadPinFactory as exc:
+        raise GateError(f"no GPIO on this machine ({exc}); on a PC set "
+                        '[gpio] pin_factory = "mock"') from exc
+    except OSError as exc:  # lgpio: 'GPIO busy' when another process holds the line
+        raise GateError(f"relay pin {cfg.door.relay_pin} cannot be claimed ({exc}); is the "
+                        "daemon running? (systemctl stop gate)") from exc
+    changes: list[tuple[float, str]] = []
+    locked = threading.Event()
+    journal: Journal | None = None
+    door: Door | None = None
+    try:
+        journal = Journal(cfg.journal_path, cfg.gate.id)
+        started = time.monotonic()
+
+        def changed(state: str) -> None:
+            changes.append((time.monotonic() - started, state))
+            assert journal is not None
+            journal.record("door", state=state, source="test-relay")
+            say(f"relay: {state} at +{changes[-1][0]:.2f} s")
+            if state == "locked":
+                locked.set()
+
+        door = Door(relay, on_change=changed)
+        journal.record("system", event="test_relay", open_s=seconds)
+        say(f"pulsing relay pin {cfg.door.relay_pin} "
+            f"({'active high' if cfg.door.relay_active_high else 'active low'}) for "
+            f"{seconds:g} s; expect: {EXPECT[cfg.door.fail_mode]}")
+        started = time.monotonic()
+        door.release(seconds)
+        if not locked.wait(seconds + 5.0):
+            raise GateError("the relay did not lock again in time")
+    finally:
+        if door is not None:
+            door.close()  # locks, whatever happened above
+        else:
+            relay.close()
+        if journal is not None:
+            journal.close()
+    return RelayReport(cfg.door.relay_pin, seconds, changes)
+
+
+# -- test-camera ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CodeReport:
+    sha256: str
+    width_px: float
+    version: int | None
+    modules: int | None
+    px_per_module: float | None
+    method: str  # how the module count was found: "version" or "finder"
+
+
+@dataclass(frozen=True)
+class CameraReport:
+    saved: Path
+    size: tuple[int, int]
+    mean_luma: float
+    codes: list[CodeReport]
+
+
+def run_camera_test(cfg: Config, output: Path, skip: int | None = None) -> CameraReport:
+    """Capture one frame (after `skip` frames, so auto exposure settles), save it as PNG and
+    measure the codes in it."""
+    from PIL import Image
+
+    from .camera import open_source
+    from .decode import make_decoder
+
+    if skip is None:
+        skip = 0 if cfg.camera.source == "files" else int(math.ceil(cfg.camera.fps))
+    stop = threading.Event()
+    source = open_source(cfg.camera, stop)
+    try:
+        frame = None
+        for _ in range(skip + 1):
+            frame = source.read() or frame
+        if frame is None:
+            raise GateError("the camera gave no frame")
+    finally:
+        source.close()
+    luma = frame.luma
+    output.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(luma, mode="L").save(output, format="PNG")
+    decoder = make_decoder(cfg.decoder.backend)
+    versions = zxing_versions(luma)
+    codes = [measure(luma, code.corners, versions.get(code.sha256), code.sha256)
+             for code in decoder.decode(luma)]
+    h, w = luma.shape
+    return CameraReport(output, (w, h), round(float(luma.mean()), 1), codes)
+
+
+def zxing_versions(luma: np.ndarray) -> dict[str, int]:
+    """QR version of each code zxing-cpp reads, by payload hash; {} without zxing-cpp or
+    with one that does not report it (3.1 has it in Barcode.extra["Version"])."""
+    import hashlib
+
+    try:
+        import zxingcpp
+    except ImportError:
+        return {}
+    out = {}
+    for b in zxingcpp.read_barcodes(luma, formats=[zxingcpp.BarcodeFormat.QRCode]):
+        extra = getattr(b, "extra", None) or {}
+        try:
+            out[hashlib.sha256(bytes(b.bytes)).hexdigest()] = int(extra["Version"])
+        except (KeyError, TypeError, ValueError):
+            continue
+    return out
+
+
+def measure(luma: np.ndarray, corners: Sequence[tuple[int, int]], version: int | None,
+            sha256: str) -> CodeReport:
+    """Width in pixels from the corners; modules from the version (17 + 4 v), else from a
+    finder pattern (7 modules) found at one of the corners."""
+    pts = [(float(x), float(y)) for x, y in corners]
+    width = (statistics.fmean(math.dist(pts[i], pts[(i + 1) % len(pts)])
+                              for i in range(len(pts))) if len(pts) >= 3 else 0.0)
+    modules, method = (17 + 4 * version, "version") if version else (None, "finder")
+    if modules is None and len(pts) == 4:
+        modules = modules_from_finder(luma, pts)
+    ppm = round(width / modules, 1) if modules and width else None
+    return CodeReport(sha256, round(width, 1), version, modules, ppm, method)
+
+
+def modules_from_finder(luma: np.ndarray, corners: Sequence[tuple[float, float]]) -> int | None:
+    """Walk the diagonal from each corner inward: at a finder pattern's corner the dark and
+    light runs go 1:1:3:1:1 (7 modules in all), which gives the module size along the
+    diagonal; the code's diagonal over it is the module count. A few parallel lines per
+    corner, and the median of the estimates, ride out jagged edges."""
+    threshold = (float(luma.min()) + float(luma.max())) / 2
+    estimates = []
+    for i in range(4):
+        start, end = np.array(corners[i]), np.array(corners[(i + 2) % 4])
+        diag = float(np.linalg.norm(end - start))
+        if diag < 30:
+            continue
+        along = (end - start) / diag
+        across = np.array([-along[1], along[0]])
+        n = int(diag * 0.45)  # a finder spans at most 7/21 of the diagonal
+        t = np.arange(n, dtype=float)
+        for offset in (-1.5, -0.75, 0.0, 0.75, 1.5):
+            points = start + np.outer(t, along) + offset * across
+            xs = np.clip(np.rint(points[:, 0]).astype(int), 0, luma.shape[1] - 1)
+            ys = np.clip(np.rint(points[:, 1]).astype(int), 0, luma.shape[0] - 1)
+            runs = _runs(luma[ys, xs] < threshold)
+            if runs and not runs[0][0] and runs[0][1] <= 3:
+                runs = runs[1:]  # the corner point fell just outside the code
+            if len(runs) < 5 or not runs[0][0]:
+                continue
+            lengths = [length for _, length in runs[:5]]
+            # A line beside the diagonal crosses the square on a chord 2|offset| shorter.
+            unit = (sum(lengths) + 2 * abs(offset)) / FINDER_MODULES  # diagonal px per module
+            if all(abs(length - want * unit) <= 0.5 * unit + 0.5
+                   for length, want in zip(lengths, (1, 1, 3, 1, 1))):
+                estimates.append(diag / unit)
+    if len(estimates) < 2:
+        return None
+    raw = statistics.median(estimates)
+    version = max(1, min(40, round((raw - 17) / 4)))
+    return 17 + 4 * version
+
+
+def _runs(values: np.ndarray) -> list[tuple[bool, int]]:
+    runs: list[tuple[bool, int]] = []
+    for v in values.tolist():
+        if runs and runs[-1][0] == v:
+            runs[-1] = (v, runs[-1][1] + 1)
+        else:
+            runs.append((v, 1))
+    return runs
+
+
+def format_camera_report(r: CameraReport) -> str:
+    lines = [f"frame: {r.size[0]}x{r.size[1]} saved to {r.saved} (mean brightness "
+             f"{r.mean_luma:.0f} of 255{_exposure_hint(r.mean_luma)})"]
+    if not r.codes:
+        lines.append("QR: none read. Hold a code where visitors will, check focus and light, "
+                     "and look at the saved frame.")
+    for i, c in enumerate(r.codes, 1):
+        size = f"QR {i}: read, {c.width_px:.0f} px wide"
+        if c.px_per_module is None:
+            lines.append(f"{size}; module size unknown (code {c.sha256[:12]}…)")
+            continue
+        how = f"version {c.version}" if c.version else "from its finder pattern"
+        verdict = ("good" if c.px_per_module >= MIN_PX_PER_MODULE else
+                   f"too small: aim for at least {MIN_PX_PER_MODULE:g} px per module "
+                   "(closer, or a larger code)")
+        lines.append(f"{size}, {c.modules} modules ({how}), {c.px_per_module:.1f} px per "
+                     f"module: {verdict} (code {c.sha256[:12]}…)")
+    return "\n".join(lines)
+
+
+def _exposure_hint(mean: float) -> str:
+    if mean < 40:
+        return ": dark, add light"
+    if mean > 215:
+        return ": bright, check for glare"
+    return ""
