@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("status", cmd_status, "what the running daemon reports: state, last decision, door, "
             "cache age, server, frames per second")
     p.add_argument("--json", action="store_true", help="one JSON object, for scripts")
+    add("relay-off", cmd_relay_off, "drive the relay locked and release the pin; systemd runs "
+        "it after every stop of the daemon, a crash or SIGKILL included (ExecStopPost=)")
     p = add("test-relay", cmd_test_relay, "pulse the relay once (stop the daemon first)")
     p.add_argument("--seconds", type=float, default=None,
                    help="how long to release (default: [door] open_s)")
@@ -193,6 +195,17 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 1
     print(json.dumps(status) if args.json else format_status(status))
     return 0 if status["running"] else 3
+
+
+def cmd_relay_off(args: argparse.Namespace) -> int:
+    from .pins import claim_relay, make_pin_factory
+
+    cfg = load_config(args.config)
+    relay = claim_relay(cfg, make_pin_factory(cfg.gpio.pin_factory))  # claimed = driven locked
+    relay.off()
+    relay.close()
+    print(f"relay on pin {cfg.door.relay_pin}: locked")
+    return 0
 
 
 def cmd_test_relay(args: argparse.Namespace) -> int:

@@ -14,7 +14,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from gpiozero.exc import BadPinFactory
 from gpiozero.pins import Factory
 
 from .alarms import DoorMonitor
@@ -23,13 +22,14 @@ from .central import ServerClient, read_token
 from .config import Config, ConfigError, indicator_pins, load_config
 from .credentials import LIST, CredentialStore
 from .decode import make_decoder
-from .door import Door, Relay
+from .door import Door
 from .errors import AllowlistError, CameraStalled, GateError
 from .indicators import Indicators
 from .inputs import DoorContact, ExitButton, StaffButton, StaffCheck, StaffWindow
 from .journal import Journal, utc_now
 from .listwatch import ListWatcher
 from .notify import sd_notify, watchdog_interval
+from .pins import claim_relay, make_pin_factory
 from .scanner import Presentation, Scanner
 from .status import FrameRate, StatusWriter, utc_stamp
 from .sync import CredentialSync, EventUploader, JournalPruner
@@ -42,21 +42,20 @@ log = logging.getLogger("gate")
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
 
 
-def make_pin_factory(name: str) -> Factory | None:
-    """The gpiozero pin factory the config names; None lets gpiozero pick (lgpio on a Pi)."""
-    if name == "default":
-        return None
-    if name == "mock":
-        from gpiozero.pins.mock import MockFactory
-        return MockFactory()
-    module, cls = {"lgpio": ("lgpio", "LGPIOFactory"), "rpigpio": ("rpigpio", "RPiGPIOFactory"),
-                   "pigpio": ("pigpio", "PiGPIOFactory"), "native": ("native", "NativeFactory")}[name]
-    import importlib
-    try:
-        factory: Factory = getattr(importlib.import_module(f"gpiozero.pins.{module}"), cls)()
-    except Exception as exc:
-        raise GateError(f"[gpio] pin_factory = {name!r} cannot be loaded: {exc}") from exc
-    return factory
+# Keys that name wiring: a reload cannot change them (the relay is never rebuilt while running).
+HARDWARE_KEYS = {
+    "door": ("relay_pin", "relay_active_high", "granted_led_pin", "denied_led_pin",
+             "buzzer_pin"),
+    "inputs": ("door_contact_pin", "door_contact_normally_closed", "exit_button_pin",
+               "staff_button_pin", "bounce_s"),
+    "indicators": ("granted_led_pin", "denied_led_pin", "status_led_pin", "buzzer_pin",
+                   "active_high"),
+}
+
+
+def _keep(new: Any, old: Any, keys: tuple[str, ...]) -> Any:
+    """`new` with `keys` taken from `old`."""
+    return dataclasses.replace(new, **{k: getattr(old, k) for k in keys})
 
 
 def build_verifiers(cfg: Config, store: CredentialStore,
@@ -89,13 +88,8 @@ class Gate:
     def _build(self, pin_factory: Factory | None) -> None:
         cfg, parts = self.cfg, self._parts
         factory = pin_factory if pin_factory is not None else make_pin_factory(cfg.gpio.pin_factory)
-        try:
-            # The relay comes first: its line is driven to "locked" before anything else runs.
-            relay = Relay(cfg.door.relay_pin, active_high=cfg.door.relay_active_high,
-                          pin_factory=factory)
-        except BadPinFactory as exc:
-            raise GateError(f"no GPIO on this machine ({exc}); on a PC set "
-                            '[gpio] pin_factory = "mock"') from exc
+        # The relay comes first: its line is driven to "locked" before anything else runs.
+        relay = claim_relay(cfg, factory)
         parts.callback(relay.close)
         self.journal = Journal(cfg.journal_path, cfg.gate.id)
         parts.callback(self.journal.close)
@@ -322,7 +316,7 @@ class Gate:
             return None
         online_ok = self.online.reachable if self.online is not None else None
         sync = getattr(self, "sync", None)
-        sync_ok = None if sync is None else sync.last_error is None
+        sync_ok = None if sync is None else sync.reachable
         if online_ok is False or sync_ok is False:
             return False
         return True if (online_ok or sync_ok) else None
@@ -401,15 +395,17 @@ class Gate:
         for section in ("camera", "gpio", "gate", "server", "journal"):
             if getattr(new, section) != getattr(self.cfg, section):
                 log.warning("reload: [%s] changed; it takes effect after a restart", section)
-        hardware = ("relay_pin", "relay_active_high", "granted_led_pin", "denied_led_pin",
-                    "buzzer_pin")
-        if any(getattr(new.door, k) != getattr(self.cfg.door, k) for k in hardware):
+        if any(getattr(new.door, k) != getattr(self.cfg.door, k) for k in HARDWARE_KEYS["door"]):
             log.warning("reload: [door] pins changed; they take effect after a restart")
         self._reload_door_io(new)
-        # Keep what needs a restart as it runs; take the rest from the new file.
-        self.cfg = dataclasses.replace(new, camera=self.cfg.camera, gpio=self.cfg.gpio,
-                                       gate=self.cfg.gate, server=self.cfg.server,
-                                       journal=self.cfg.journal)
+        # Keep what needs a restart as it runs (so self.cfg always describes the pins in
+        # use); take the rest from the new file.
+        old = self.cfg
+        self.cfg = dataclasses.replace(
+            new, camera=old.camera, gpio=old.gpio, gate=old.gate, server=old.server,
+            journal=old.journal, door=_keep(new.door, old.door, HARDWARE_KEYS["door"]),
+            inputs=_keep(new.inputs, old.inputs, HARDWARE_KEYS["inputs"]),
+            indicators=_keep(new.indicators, old.indicators, HARDWARE_KEYS["indicators"]))
         self.scanner.guard.repeat_guard_ns = int(new.decoder.repeat_guard_s * 1e9)
         self.scanner.guard.leave_ns = int(new.decoder.leave_s * 1e9)
         self.list_watcher.retarget(new.list.path, new.list.watch_interval_s)

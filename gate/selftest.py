@@ -40,26 +40,13 @@ def run_relay_test(cfg: Config, open_s: float | None = None,
                    pin_factory: Factory | None = None) -> RelayReport:
     """Pulse the relay once for `open_s` (default [door] open_s), journaled like any door
     movement. The daemon must be stopped first: it holds the pin."""
-    from gpiozero.exc import BadPinFactory, GPIOPinInUse
-
-    from .daemon import make_pin_factory
-    from .door import Door, Relay
+    from .door import Door
+    from .pins import claim_relay, make_pin_factory
     from .journal import Journal
 
     seconds = cfg.door.open_s if open_s is None else open_s
     factory = pin_factory if pin_factory is not None else make_pin_factory(cfg.gpio.pin_factory)
-    try:
-        relay = Relay(cfg.door.relay_pin, active_high=cfg.door.relay_active_high,
-                      pin_factory=factory)
-    except GPIOPinInUse as exc:
-        raise GateError(f"relay pin {cfg.door.relay_pin} is in use ({exc}): stop the daemon "
-                        "first (systemctl stop gate)") from exc
-    except BadPinFactory as exc:
-        raise GateError(f"no GPIO on this machine ({exc}); on a PC set "
-                        '[gpio] pin_factory = "mock"') from exc
-    except OSError as exc:  # lgpio: 'GPIO busy' when another process holds the line
-        raise GateError(f"relay pin {cfg.door.relay_pin} cannot be claimed ({exc}); is the "
-                        "daemon running? (systemctl stop gate)") from exc
+    relay = claim_relay(cfg, factory)
     changes: list[tuple[float, str]] = []
     locked = threading.Event()
     journal: Journal | None = None

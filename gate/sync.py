@@ -76,6 +76,7 @@ class CredentialSync(Worker):
         self.store = store
         self.interval_s = interval_s
         self.last_error: str | None = None
+        self.reachable: bool | None = None  # None until the first attempt
 
     def sync_once(self, progress: Callable[[str, int, int | None], None] | None = None
                   ) -> SyncResult:
@@ -123,11 +124,11 @@ class CredentialSync(Worker):
             self.sync_once()
             if self.last_error:
                 log.info("sync: server reachable again")
-            self.last_error = None
+            self.last_error, self.reachable = None, True
         except ServerUnavailable as exc:
             if str(exc) != self.last_error:
                 log.warning("sync: server unavailable (%s); keeping the cache", exc)
-            self.last_error = str(exc)
+            self.last_error, self.reachable = str(exc), False
         return self.interval_s
 
 

@@ -1,0 +1,54 @@
+"""CLI commands not covered elsewhere: relay-off (systemd's ExecStopPost) and sync."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import REPO, gate_config, write_allowlist
+from qrimages import write_frames
+
+
+def gate(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gate", *args], capture_output=True, text=True,
+                          cwd=REPO, timeout=60)
+
+
+def config(tmp_path: Path, **overrides: dict) -> Path:
+    write_frames(tmp_path / "frames", [None])
+    return gate_config(tmp_path, tmp_path / "frames",
+                       write_allowlist(tmp_path / "allow.csv", []), **overrides)
+
+
+def test_cli_relay_off_claims_and_locks_the_relay(tmp_path: Path) -> None:
+    result = gate("relay-off", "--config", str(config(tmp_path)))
+    assert result.returncode == 0, result.stderr
+    assert "pin 17: locked" in result.stdout
+
+
+def test_cli_relay_off_refuses_a_bad_config(tmp_path: Path) -> None:
+    result = gate("relay-off", "--config", str(config(tmp_path, door={"relay_pin": 99})))
+    assert result.returncode == 2
+    assert "[door] relay_pin" in result.stderr
+
+
+def test_cli_systemd_unit_locks_the_relay_after_every_stop() -> None:
+    unit = (REPO / "systemd" / "gate.service").read_text()
+    assert "ExecStopPost=-/opt/gate/venv/bin/gate relay-off --config /etc/gate/gate.toml" in unit
+
+
+def test_cli_sync_without_a_server_section_says_so(tmp_path: Path) -> None:
+    result = gate("sync", "--config", str(config(tmp_path)))
+    assert result.returncode == 2
+    assert "no [server] section" in result.stderr
+
+
+def test_cli_sync_reports_an_unreachable_server_and_keeps_the_cache(tmp_path: Path) -> None:
+    from badserver import free_port_url
+    (tmp_path / "token").write_text("t0k3n\n")
+    cfg = config(tmp_path, server={"url": free_port_url(), "token_file": str(tmp_path / "token")})
+    result = gate("sync", "--config", str(cfg))
+    assert result.returncode == 1
+    assert "server unavailable" in result.stderr and "cache is unchanged" in result.stderr
+    assert "t0k3n" not in result.stdout + result.stderr
