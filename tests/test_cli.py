@@ -52,3 +52,13 @@ def test_cli_sync_reports_an_unreachable_server_and_keeps_the_cache(tmp_path: Pa
     assert result.returncode == 1
     assert "server unavailable" in result.stderr and "cache is unchanged" in result.stderr
     assert "t0k3n" not in result.stdout + result.stderr
+
+
+def test_cli_example_config_and_allowlist_are_valid(tmp_path: Path) -> None:
+    """What install.sh puts in /etc/gate must pass check-config as shipped."""
+    result = gate("check-config", "--config", str(REPO / "config" / "gate.example.toml"))
+    assert result.returncode == 0, result.stderr
+    assert 'source = "picamera2"' in result.stdout
+    from gate.credentials import read_allowlist
+    loaded = read_allowlist(REPO / "config" / "allowlist.example.csv")
+    assert len(loaded.credentials) == 1 and loaded.problems == []
