@@ -16,16 +16,16 @@ from typing import Any
 
 from gpiozero.pins import Factory
 
-from .alarms import DoorMonitor
 from .camera import Frame, FrameSource, open_source
 from .central import ServerClient, read_token
-from .config import Config, ConfigError, indicator_pins, load_config
-from .credentials import LIST, CredentialStore
+from .config import Config, ConfigError, load_config
+from .credentials import CredentialStore
 from .decode import make_decoder
 from .door import Door
 from .errors import AllowlistError, CameraStalled, GateError
 from .indicators import Indicators
-from .inputs import DoorContact, ExitButton, StaffButton, StaffCheck, StaffWindow
+from .doorio import DoorIO
+from .inputs import StaffCheck
 from .journal import Journal, utc_now
 from .listwatch import ListWatcher
 from .notify import sd_notify, watchdog_interval
@@ -33,8 +33,8 @@ from .pins import claim_relay, make_pin_factory
 from .scanner import Presentation, Scanner
 from .status import FrameRate, StatusWriter, utc_stamp
 from .sync import CredentialSync, EventUploader, JournalPruner
-from .verify import StoreVerifier, Verifier, VerifierChain
-from .verify.online import LAST_SYNC_KEY, CacheVerifier, OnlineVerifier, ServerFirst
+from .verify import build_chain
+from .verify.online import LAST_SYNC_KEY, OnlineVerifier
 from .worker import Worker
 
 log = logging.getLogger("gate")
@@ -56,18 +56,6 @@ HARDWARE_KEYS = {
 def _keep(new: Any, old: Any, keys: tuple[str, ...]) -> Any:
     """`new` with `keys` taken from `old`."""
     return dataclasses.replace(new, **{k: getattr(old, k) for k in keys})
-
-
-def build_verifiers(cfg: Config, store: CredentialStore,
-                    online: OnlineVerifier | None) -> list[Verifier]:
-    """Verifiers in the order they are asked: the server when it answers; offline, per
-    [policy] offline, either a denial or the synced cache and then the technician's list."""
-    verifiers: list[Verifier] = []
-    if online is not None:
-        verifiers.append(ServerFirst(online, cfg.policy.offline))
-        verifiers.append(CacheVerifier(store, cfg.policy.max_cache_age_s, cfg.policy.status))
-    verifiers.append(StoreVerifier(store, LIST, source="list"))
-    return verifiers
 
 
 class Gate:
@@ -98,7 +86,13 @@ class Gate:
         parts.callback(self.door.close)
         self.indicators = Indicators.from_config(cfg, pin_factory=factory)
         parts.callback(self.indicators.close)
-        self._build_door_io(cfg, factory)
+        self.faults: set[str] = set()
+        self.last_decision: dict[str, Any] | None = None
+        self.started_at = utc_now()
+        self.frame_rate = FrameRate()
+        self.status_writer = StatusWriter(cfg.status_path)
+        self.door_io = DoorIO(cfg, self.door, self.journal, parts, factory, self._input_grant)
+        self._write_status("starting")
         self.store = CredentialStore(cfg.credentials_path)
         parts.callback(self.store.close)
         self.list_watcher = ListWatcher(self.store, cfg.list.path, cfg.list.watch_interval_s,
@@ -114,7 +108,7 @@ class Gate:
         for worker in self.workers:
             worker.start()
             parts.callback(worker.close)
-        self.chain = VerifierChain(build_verifiers(cfg, self.store, self.online))
+        self.chain = build_chain(cfg, self.store, self.online)
         self.scanner = Scanner(make_decoder(cfg.decoder.backend), cfg.decoder.repeat_guard_s,
                                cfg.decoder.leave_s)
         self.source: FrameSource = open_source(cfg.camera, self.stop)
@@ -184,16 +178,16 @@ class Gate:
                  decision.verdict, decision.reason, decision.label, decision.source,
                  p.code.sha256[:12], latency_ms)
         self._decided(decision.verdict, decision.reason, decision.source, decision.label)
-        if decision.verdict == "staff" and self.staff_window is not None:
-            self.staff_window.open(StaffCheck(p.code.sha256, decision.label,
+        if decision.verdict == "staff":
+            self.door_io.offer_staff(StaffCheck(p.code.sha256, decision.label,
                                               decision.credential_id, decision.reason,
                                               decision.source, open_s))
         self._write_status()
 
     def _door_changed(self, state: str) -> None:
-        monitor: DoorMonitor | None = getattr(self, "monitor", None)
-        if monitor is not None:  # first: an opening right now must see the relay as it is
-            monitor.relay_changed(state)
+        door_io: DoorIO | None = getattr(self, "door_io", None)
+        if door_io is not None:  # first: an opening right now must see the relay as it is
+            door_io.relay_changed(state)
         log.info("relay: %s", state)
         indicators: Indicators | None = getattr(self, "indicators", None)
         if indicators is not None:
@@ -202,56 +196,9 @@ class Gate:
 
     def _workers_alive(self) -> bool:
         return (self.list_watcher.is_alive() and all(w.is_alive() for w in self.workers)
-                and (self.monitor is None or self.monitor.is_alive()))
+                and self.door_io.is_alive())
 
     # -- door inputs, alarms, faults and the status file ------------------------------------
-
-    def _build_door_io(self, cfg: Config, factory: Factory | None) -> None:
-        """Door contact and its monitor, exit and staff buttons, and the status file; all
-        built after the relay, so the door is locked before any of them exists."""
-        parts, ins = self._parts, cfg.inputs
-        self.faults: set[str] = set()
-        self.last_decision: dict[str, Any] | None = None
-        self.started_at = utc_now()
-        self.frame_rate = FrameRate()
-        self.status_writer = StatusWriter(cfg.status_path)
-        self.monitor: DoorMonitor | None = None
-        self.staff_window: StaffWindow | None = None
-        if ins.door_contact_pin is not None:
-            contact = DoorContact(ins.door_contact_pin,
-                                  normally_closed=ins.door_contact_normally_closed,
-                                  settle_s=ins.bounce_s, pin_factory=factory)
-            parts.callback(contact.close)
-            self.monitor = DoorMonitor(contact, self.journal,
-                                       is_unlocked=lambda: self.door.is_unlocked,
-                                       held_open_s=cfg.door.held_open_s,
-                                       grace_s=cfg.door.forced_open_grace_s)
-            parts.callback(self.monitor.close)
-        if ins.exit_button_pin is not None:
-            exit_button = ExitButton(ins.exit_button_pin, settle_s=ins.bounce_s,
-                                     pin_factory=factory)
-            parts.callback(exit_button.close)
-            exit_button.when_pressed = self._exit_pressed
-        if ins.staff_button_pin is not None:
-            self.staff_window = StaffWindow(ins.staff_window_s)
-            staff_button = StaffButton(ins.staff_button_pin, settle_s=ins.bounce_s,
-                                       pin_factory=factory)
-            parts.callback(staff_button.close)
-            staff_button.when_pressed = self._staff_pressed
-        self._write_status("starting")
-
-    def _exit_pressed(self) -> None:
-        """Request to exit: release the door for [door] open_s; journaled as a decision."""
-        self._input_grant("exit_request", "exit_button", self.cfg.door.open_s)
-
-    def _staff_pressed(self) -> None:
-        """Staff override: grants the code that last answered `staff`, within the window."""
-        assert self.staff_window is not None
-        check = self.staff_window.take()
-        if check is None:
-            log.info("staff button: no staff check is waiting")
-            return
-        self._input_grant("staff_override", "staff_button", check.open_s, check)
 
     def _input_grant(self, reason: str, source: str, open_s: float,
                      check: StaffCheck | None = None) -> None:
@@ -333,8 +280,7 @@ class Gate:
     def status_snapshot(self, state: str | None = None) -> dict[str, Any]:
         """What `gate status` shows: no code, ever."""
         relay = self.door.relay
-        monitor = (self.monitor.snapshot() if self.monitor is not None
-                   else {"contact": None, "alarms": []})
+        monitor = self.door_io.snapshot()
         store = getattr(self, "store", None)
         return {
             "gate": self.cfg.gate.id, "pid": os.getpid(), "started_at": self.started_at,
@@ -360,22 +306,6 @@ class Gate:
             writer.maybe_write(snapshot)
         self._set_fault("status_file", writer.failing)
 
-    def _reload_door_io(self, new: Config) -> None:
-        """SIGHUP: new patterns, alarm times and staff window now; new pins after a restart."""
-        old_pins = (indicator_pins(self.cfg), self.cfg.indicators.active_high,
-                    dataclasses.replace(self.cfg.inputs, staff_window_s=0, bounce_s=0))
-        new_pins = (indicator_pins(new), new.indicators.active_high,
-                    dataclasses.replace(new.inputs, staff_window_s=0, bounce_s=0))
-        if new_pins != old_pins or new.inputs.bounce_s != self.cfg.inputs.bounce_s:
-            log.warning("reload: [inputs]/[indicators] pins changed; they take effect after a "
-                        "restart")
-        self.indicators.reconfigure(new.indicators)
-        if self.monitor is not None:
-            self.monitor.held_open_s = new.door.held_open_s
-            self.monitor.grace_s = new.door.forced_open_grace_s
-        if self.staff_window is not None:
-            self.staff_window.window_s = new.inputs.staff_window_s
-
     def _write_final_status(self) -> None:
         if getattr(self, "status_writer", None) is not None:
             self._write_status("stopped")
@@ -397,7 +327,8 @@ class Gate:
                 log.warning("reload: [%s] changed; it takes effect after a restart", section)
         if any(getattr(new.door, k) != getattr(self.cfg.door, k) for k in HARDWARE_KEYS["door"]):
             log.warning("reload: [door] pins changed; they take effect after a restart")
-        self._reload_door_io(new)
+        self.door_io.reconfigure(new)
+        self.indicators.reconfigure(new.indicators)
         # Keep what needs a restart as it runs (so self.cfg always describes the pins in
         # use); take the rest from the new file.
         old = self.cfg
@@ -411,7 +342,7 @@ class Gate:
         self.list_watcher.retarget(new.list.path, new.list.watch_interval_s)
         if self.online is not None:
             self.online.status_map = self.cfg.policy.status
-        self.chain = VerifierChain(build_verifiers(self.cfg, self.store, self.online))
+        self.chain = build_chain(self.cfg, self.store, self.online)
         self.journal.record("system", event="reloaded")
         log.info("reloaded %s", path)
 

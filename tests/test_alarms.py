@@ -174,7 +174,7 @@ def test_alarms_forced_open_in_the_running_daemon_with_a_bouncy_contact(tmp_path
     def shut(gate: Any) -> None:
         # A mock pin reads its pull-up when claimed; a real shut door holds it low.
         contact.drive_low()
-        wait_until(lambda: gate.monitor.state == "closed", what="the door reads shut")
+        wait_until(lambda: gate.door_io.monitor.state == "closed", what="the door reads shut")
 
     with running_gate(config, factory, prepare=shut) as gate:
         contact.drive_high()

@@ -200,7 +200,7 @@ def test_inputs_staff_button_without_a_staff_check_waiting_opens_nothing(tmp_pat
         wait_until(lambda: gate.frame_rate.fps() > 0, what="frames flowing")
         staff.drive_low()
         staff.drive_high()
-        assert staff.state and gate.staff_window.take() is None
+        assert staff.state and gate.door_io.staff_window.take() is None
     assert len(relay.states) == 1
     assert events_where(tmp_path / "state", kind="decision") == []
 
@@ -209,6 +209,6 @@ def test_inputs_without_pins_configured_no_input_is_claimed(tmp_path: Path) -> N
     config = setup_config(tmp_path)
     factory = MockFactory()
     with running_gate(config, factory) as gate:
-        assert gate.monitor is None and gate.staff_window is None
+        assert gate.door_io.monitor is None and gate.door_io.staff_window is None
         claimed = {info.name for info in factory.pins}
     assert claimed == {f"GPIO{RELAY}"}, claimed

@@ -13,11 +13,10 @@ from badserver import BadServer, free_port_url, make_ca, make_server_cert
 from gate.central import ServerClient, ServerUnavailable
 from gate.config import Config, PolicySection, ServerSection
 from gate.credentials import SERVER, CredentialStore, Credential, hash_code
-from gate.daemon import build_verifiers
 from gate.journal import Journal
 from gate.refserver.server import ReferenceServer, server_ssl_context
 from gate.sync import CredentialSync, EventUploader
-from gate.verify import VerifierChain
+from gate.verify import build_chain
 from gate.verify.online import LAST_SYNC_KEY, OnlineVerifier
 
 TOKEN = "test-token-0123456789"
@@ -95,7 +94,7 @@ def chain_with_cache(store: CredentialStore, url: str, offline: str, **server_ke
     cfg = Config(server=ServerSection(url=url, timeout_s=TIMEOUT_S, **server_keys),
                  policy=PolicySection(offline=offline))  # type: ignore[arg-type]
     v = online(url, **server_keys)
-    return VerifierChain(build_verifiers(cfg, store, v)), v
+    return build_chain(cfg, store, v), v
 
 
 @pytest.fixture
@@ -211,7 +210,7 @@ def test_sync_full_then_delta_then_not_modified(refserver, tmp_path: Path) -> No
 def test_cache_not_synced_within_max_age_no_longer_grants(cached_store: CredentialStore) -> None:
     cfg = Config(server=ServerSection(url="http://127.0.0.1:1"),
                  policy=PolicySection(max_cache_age_s=3600))
-    chain = VerifierChain(build_verifiers(cfg, cached_store, online(free_port_url())))
+    chain = build_chain(cfg, cached_store, online(free_port_url()))
     assert chain.check(hash_code(CODE), CODE.encode(), time.time()).verdict == "grant"
     cached_store.set_meta({LAST_SYNC_KEY: str(time.time() - 7200)})
     d = chain.check(hash_code(CODE), CODE.encode(), time.time())

@@ -1,0 +1,103 @@
+"""The door's inputs as the daemon uses them: the contact and its alarm monitor, the exit
+button, and the staff button with its window. All optional; all built after the relay."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from gpiozero.pins import Factory
+
+from .alarms import DoorMonitor
+from .config import Config, indicator_pins
+from .door import Door
+from .inputs import DoorContact, ExitButton, StaffButton, StaffCheck, StaffWindow
+from .journal import Journal
+
+log = logging.getLogger(__name__)
+
+# on_grant(reason, source, open_s, check): a person at a button asked for the door.
+ButtonGrant = Callable[[str, str, float, StaffCheck | None], None]
+
+
+def _wiring(c: Config) -> tuple[Any, ...]:
+    return (indicator_pins(c), c.indicators.active_high,
+            dataclasses.replace(c.inputs, staff_window_s=0))
+
+
+class DoorIO:
+    """Builds the configured inputs into `parts` (closed with the gate) and routes them:
+    contact -> DoorMonitor alarms; exit button -> a grant for [door] open_s; staff button ->
+    a grant for the code that last answered `staff`, within `staff_window_s`."""
+
+    def __init__(self, cfg: Config, door: Door, journal: Journal, parts: contextlib.ExitStack,
+                 pin_factory: Factory | None, on_grant: ButtonGrant) -> None:
+        ins = cfg.inputs
+        self.open_s = cfg.door.open_s
+        self._wiring = _wiring(cfg)  # the pins in use: fixed until a restart
+        self.on_grant = on_grant
+        self.monitor: DoorMonitor | None = None
+        self.staff_window: StaffWindow | None = None
+        if ins.door_contact_pin is not None:
+            contact = DoorContact(ins.door_contact_pin,
+                                  normally_closed=ins.door_contact_normally_closed,
+                                  settle_s=ins.bounce_s, pin_factory=pin_factory)
+            parts.callback(contact.close)
+            self.monitor = DoorMonitor(contact, journal, is_unlocked=lambda: door.is_unlocked,
+                                       held_open_s=cfg.door.held_open_s,
+                                       grace_s=cfg.door.forced_open_grace_s)
+            parts.callback(self.monitor.close)
+        if ins.exit_button_pin is not None:
+            exit_button = ExitButton(ins.exit_button_pin, settle_s=ins.bounce_s,
+                                     pin_factory=pin_factory)
+            parts.callback(exit_button.close)
+            exit_button.when_pressed = self._exit_pressed
+        if ins.staff_button_pin is not None:
+            self.staff_window = StaffWindow(ins.staff_window_s)
+            staff_button = StaffButton(ins.staff_button_pin, settle_s=ins.bounce_s,
+                                       pin_factory=pin_factory)
+            parts.callback(staff_button.close)
+            staff_button.when_pressed = self._staff_pressed
+
+    def relay_changed(self, state: str) -> None:
+        """Tell the monitor first, so an opening at this very moment sees the relay as it is."""
+        if self.monitor is not None:
+            self.monitor.relay_changed(state)
+
+    def offer_staff(self, check: StaffCheck) -> None:
+        """A `staff` verdict: the staff button may grant this code within the window."""
+        if self.staff_window is not None:
+            self.staff_window.open(check)
+
+    def is_alive(self) -> bool:
+        return self.monitor is None or self.monitor.is_alive()
+
+    def snapshot(self) -> dict[str, Any]:
+        return self.monitor.snapshot() if self.monitor is not None else {"contact": None,
+                                                                          "alarms": []}
+
+    def reconfigure(self, new: Config) -> None:
+        """SIGHUP: new alarm times and staff window now; new pins only after a restart."""
+        if _wiring(new) != self._wiring:
+            log.warning("reload: [inputs]/[indicators] pins changed; they take effect after a "
+                        "restart")
+        if self.monitor is not None:
+            self.monitor.held_open_s = new.door.held_open_s
+            self.monitor.grace_s = new.door.forced_open_grace_s
+        if self.staff_window is not None:
+            self.staff_window.window_s = new.inputs.staff_window_s
+        self.open_s = new.door.open_s
+
+    def _exit_pressed(self) -> None:
+        self.on_grant("exit_request", "exit_button", self.open_s, None)
+
+    def _staff_pressed(self) -> None:
+        assert self.staff_window is not None
+        check = self.staff_window.take()
+        if check is None:
+            log.info("staff button: no staff check is waiting")
+            return
+        self.on_grant("staff_override", "staff_button", check.open_s, check)
