@@ -102,11 +102,11 @@ class CredentialStore:
     @contextlib.contextmanager
     def _transaction(self, big: bool = False) -> Iterator[sqlite3.Connection]:
         """One write transaction: committed whole or rolled back whole (also on kill -9,
-        by SQLite's journal). `big` gives it a 64 MiB page cache, so that random-key inserts
-        of a large list stay in memory."""
+        by SQLite's journal). `big` gives it a 32 MiB page cache, so that random-key inserts
+        of a large list mostly stay in memory."""
         db = self._db
         if big:
-            db.execute("PRAGMA cache_size = -65536")
+            db.execute("PRAGMA cache_size = -32768")
         db.execute("BEGIN IMMEDIATE")
         try:
             yield db
