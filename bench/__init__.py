@@ -1,0 +1,1 @@
+"""Deterministic benchmarks for the scan path: synthetic frames, decoders, second chances."""
