@@ -225,3 +225,22 @@ def test_demo_config_runs_to_the_end_of_its_frames(tmp_path: Path) -> None:
     verdicts = [(d["verdict"], d["reason"]) for d in decisions(journal_events(tmp_path / "state"))]
     assert verdicts == [("grant", "ok"), ("deny", "unknown"), ("deny", "expired"), ("grant", "ok")]
 
+
+
+def test_daemon_stalled_picamera2_exits_nonzero_with_the_relay_locked(tmp_path: Path) -> None:
+    """The Pi camera path (fake picamera2 module, see tests/fakes): a grant, then frames stop;
+    the daemon gives up after stall_timeout_s with exit 1, so systemd restarts it."""
+    import os
+    from conftest import FAKES
+    write_frames(tmp_path / "cam", [ALICE] * 2 + [None] * 2)
+    config = setup(tmp_path, [None], camera={"source": "picamera2", "stall_timeout_s": 0.5},
+                   door={"open_s": 30.0})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAKE_PICAMERA2_")}
+    env |= {"PYTHONPATH": os.pathsep.join([str(FAKES), str(REPO)]),
+            "FAKE_PICAMERA2_FRAMES": str(tmp_path / "cam"), "FAKE_PICAMERA2_STALL_AFTER": "4"}
+    result = run_gate(config, env=env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "no frame for 0.5 s" in result.stdout + result.stderr
+    events = journal_events(tmp_path / "state")
+    assert [d["verdict"] for d in decisions(events)] == ["grant"]
+    assert door_states(events) == ["unlocked", "locked"]  # locked on the way out, mid-pulse
