@@ -333,6 +333,9 @@ def _cross_checks(cfg: Config, path: Path) -> list[str]:
     problems.extend(_check_patterns(cfg.indicators, path))
     if cfg.server is not None:
         problems.extend(_check_server_url(cfg.server.url, path))
+        if cfg.server.client_key is not None and cfg.server.client_cert is None:
+            problems.append(f"{path}: [server] client_key: set client_cert too (the key alone "
+                            "proves nothing)")
     return problems
 
 

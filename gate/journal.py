@@ -97,13 +97,6 @@ class Journal:
                 self._db.execute("ROLLBACK")
                 raise
 
-    def prune_uploaded(self, before: str) -> int:
-        """Delete events uploaded before `before` (RFC 3339); never an event not yet uploaded."""
-        with self._lock:
-            cur = self._db.execute(
-                "DELETE FROM events WHERE uploaded_at IS NOT NULL AND uploaded_at < ?", (before,))
-        return cur.rowcount
-
     def prune(self, before: str, uploaded_only: bool) -> int:
         """Delete events that happened before `before`; with `uploaded_only`, only those
         already uploaded (the outbox is never pruned)."""

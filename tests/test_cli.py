@@ -62,3 +62,33 @@ def test_cli_example_config_and_allowlist_are_valid(tmp_path: Path) -> None:
     from gate.credentials import read_allowlist
     loaded = read_allowlist(REPO / "config" / "allowlist.example.csv")
     assert len(loaded.credentials) == 1 and loaded.problems == []
+
+
+def test_cli_journal_prints_json_lines_and_filters(tmp_path: Path) -> None:
+    import json
+    from gate.journal import Journal
+    cfg = config(tmp_path)
+    journal = Journal(tmp_path / "state" / "journal.db", "test-gate")
+    journal.record("system", event="started")
+    journal._db.execute("UPDATE events SET at = '2020-01-01T00:00:00.000Z'")
+    journal.record("decision", verdict="deny", reason="unknown", source="none", label="",
+                   credential_id=None, code_sha256="ab" * 32, latency_ms=1.5)
+    journal.close()
+    everything = gate("journal", "--config", str(cfg), "--json")
+    assert everything.returncode == 0, everything.stderr
+    lines = [json.loads(line) for line in everything.stdout.splitlines()]
+    assert [e["kind"] for e in lines] == ["system", "decision"]
+    recent = gate("journal", "--config", str(cfg), "--json", "--since", "2024-01-01")
+    assert [json.loads(line)["kind"] for line in recent.stdout.splitlines()] == ["decision"]
+    human = gate("journal", "--config", str(cfg), "--kind", "decision")
+    assert "DENY  unknown" in human.stdout and "abababababab…" in human.stdout
+    bad = gate("journal", "--config", str(cfg), "--since", "last tuesday")
+    assert bad.returncode == 2 and "--since" in bad.stderr
+
+
+def test_cli_check_config_refuses_a_client_key_without_its_certificate(tmp_path: Path) -> None:
+    cfg = config(tmp_path, server={"url": "https://access.example.org",
+                                   "client_key": str(tmp_path / "door.key")})
+    result = gate("check-config", "--config", str(cfg))
+    assert result.returncode == 2
+    assert "[server] client_key" in result.stderr

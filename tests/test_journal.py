@@ -107,9 +107,9 @@ def test_journal_outbox_pending_mark_uploaded_and_prune(journal: Journal) -> Non
     journal.mark_uploaded(seqs[:3])
     assert [e["event"] for _s, e in journal.pending(limit=10)] == ["e3", "e4"]
     # prune: only what was uploaded before the given time; the outbox is never pruned
-    assert journal.prune_uploaded(before="2000-01-01T00:00:00.000Z") == 0
+    assert journal.prune(before="2000-01-01T00:00:00.000Z", uploaded_only=True) == 0
     future = to_rfc3339(datetime.now(timezone.utc) + timedelta(hours=1))
-    assert journal.prune_uploaded(before=future) == 3
+    assert journal.prune(before=future, uploaded_only=True) == 3
     assert [e["event"] for e in journal.events()] == ["e3", "e4"]
     assert [e["event"] for _s, e in journal.pending(limit=10)] == ["e3", "e4"]
 
@@ -197,3 +197,24 @@ def test_journal_concurrent_records_from_threads_are_all_kept(journal: Journal) 
     assert len(events) == 320 and len({e["id"] for e in events}) == 320
     for n in range(8):  # each writer's own events keep their order
         assert [e["i"] for e in events if e["writer"] == n] == list(range(40))
+
+
+def test_journal_prune_everything_old_when_there_is_no_server(journal: Journal) -> None:
+    for i in range(3):
+        journal.record("system", event=f"e{i}")
+    future = to_rfc3339(datetime.now(timezone.utc) + timedelta(hours=1))
+    assert journal.prune(before="2000-01-01T00:00:00.000Z", uploaded_only=False) == 0
+    assert journal.prune(before=future, uploaded_only=False) == 3
+    assert list(journal.events()) == []
+
+
+def test_journal_pruner_keeps_recent_events_and_the_outbox(journal: Journal) -> None:
+    from gate.sync import JournalPruner
+    journal.record("system", event="old")
+    journal._db.execute("UPDATE events SET at = '2001-01-01T00:00:00.000Z'")
+    journal.record("system", event="new")
+    JournalPruner(journal, retention_days=30, uploaded_only=True).run_once()
+    assert [e["event"] for e in journal.events()] == ["old", "new"]  # not uploaded: kept
+    journal.mark_uploaded([seq for seq, _ in journal.pending(10)])
+    assert JournalPruner(journal, retention_days=30, uploaded_only=True).run_once() == 3600.0
+    assert [e["event"] for e in journal.events()] == ["new"]

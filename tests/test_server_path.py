@@ -301,3 +301,25 @@ def test_upload_sets_aside_an_event_the_server_refuses(refserver, tmp_path) -> N
     assert up.upload_once() == 3
     assert journal.pending(10) == []
     assert [e["event"] for e in refserver.events("gate-1")] == ["before", "after"]
+
+
+@pytest.fixture(scope="module")
+def client_pki(pki, tmp_path_factory):
+    d = tmp_path_factory.mktemp("client-pki")
+    client_ca = make_ca(d, "client-ca")
+    return {"client_ca": client_ca[0], "door": make_server_cert(d, client_ca, "door")}
+
+
+def test_mutual_tls_client_certificate_is_presented(pki, client_pki, cached_store) -> None:
+    context = server_ssl_context(*pki["server"], client_ca_file=client_pki["client_ca"])
+    with BadServer(mode="ok", ssl_context=context) as server:
+        cert, key = client_pki["door"]
+        chain, v = chain_with_cache(cached_store, server.url, "deny", ca_file=pki["good_ca"],
+                                    client_cert=cert, client_key=key)
+        with_cert = chain.check(hash_code(CODE), CODE.encode(), time.time())
+        v.close()
+        chain, v = chain_with_cache(cached_store, server.url, "deny", ca_file=pki["good_ca"])
+        without = chain.check(hash_code(CODE), CODE.encode(), time.time())
+        v.close()
+    assert (with_cert.verdict, with_cert.source) == ("grant", "server")
+    assert (without.verdict, without.source) == ("deny", "policy")
