@@ -192,8 +192,8 @@ class Config:
         return self.gate.state_dir / "status.json"
 
 
-SECTIONS: dict[str, type] = {f.name: f.type for f in dataclasses.fields(Config)
-                             if f.name != "source_path"}
+SECTIONS: dict[str, Any] = {f.name: f.type for f in dataclasses.fields(Config)
+                            if f.name != "source_path"}
 
 
 def load_config(path: Path | str) -> Config:
@@ -354,7 +354,7 @@ def indicator_pins(cfg: Config) -> dict[str, int | None]:
 
 def _pins(cfg: Config, path: Path, problems: list[str]) -> list[tuple[str, int]]:
     """Every pin the config claims, each named by its section and key."""
-    out = [("[door] relay_pin", cfg.door.relay_pin)]
+    out: list[tuple[str, int | None]] = [("[door] relay_pin", cfg.door.relay_pin)]
     for key in LEGACY_INDICATOR_KEYS:
         old, new = getattr(cfg.door, key), getattr(cfg.indicators, key)
         if old is not None and new is not None:

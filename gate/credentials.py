@@ -93,7 +93,11 @@ class CredentialStore:
             "SELECT code_sha256, origin, cred_id, label, valid_from, valid_until, revoked, status "
             "FROM credentials WHERE code_sha256 = ? AND origin = ?",
             (code_sha256, origin)).fetchone()
-        return None if row is None else Credential(*row[:6], revoked=bool(row[6]), status=row[7])
+        if row is None:
+            return None
+        sha, origin_, cred_id, label, valid_from, valid_until, revoked, status = row
+        return Credential(sha, origin_, cred_id, label, valid_from, valid_until, bool(revoked),
+                          status)
 
     def count(self, origin: str) -> int:
         return int(self._db.execute(

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from ..credentials import Credential, CredentialStore
 from .decision import Decision
 
 
 def judge(cred: Credential, now: float, source: str) -> Decision:
     """Apply a credential's revocation and validity window at wall-clock time `now`."""
-    common = dict(source=source, label=cred.label, credential_id=cred.cred_id)
+    ok = Decision(verdict="grant", reason="ok", source=source, label=cred.label,
+                  credential_id=cred.cred_id)
     if cred.revoked:
-        return Decision(verdict="deny", reason="revoked", **common)
+        return dataclasses.replace(ok, verdict="deny", reason="revoked")
     if cred.valid_from is not None and now < cred.valid_from:
-        return Decision(verdict="deny", reason="not_yet_valid", **common)
+        return dataclasses.replace(ok, verdict="deny", reason="not_yet_valid")
     if cred.valid_until is not None and now >= cred.valid_until:
-        return Decision(verdict="deny", reason="expired", **common)
-    return Decision(verdict="grant", reason="ok", **common)
-
+        return dataclasses.replace(ok, verdict="deny", reason="expired")
+    return ok
 
 class StoreVerifier:
     """Knows the codes that one origin ("list" or "server") put in the credential store."""
