@@ -19,26 +19,13 @@ import pytest
 from gate.config import SECTIONS, Config, describe, load_config, parse_config
 from gate.errors import ConfigError
 
-REPO = Path(__file__).resolve().parent.parent
+from conftest import REPO, toml_value  # noqa: E402
 
 
 def write_config(tmp_path: Path, text: str, name: str = "gate.toml") -> Path:
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
     return path
-
-
-def toml_value(value: Any) -> str:
-    """A Python value as TOML source (enough for the values these tests write)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    raise TypeError(value)
 
 
 def problems_of(path: Path) -> list[str]:
