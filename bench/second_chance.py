@@ -8,14 +8,15 @@ Every strategy runs the raw pass first and only tries more when it read nothing,
 empty entrance its second chance runs on every frame that reaches the decoder: the tables
 show that cost apart, on empty frames with and without a person walking through.
 
-The building blocks (``find_candidate``, ``deconvolve``, ``read_roi``, ``SecondChance``) are
-meant to move into gate/decode.py; they need only numpy, Pillow and zxing-cpp.
+The building blocks (``Box``, ``deconvolve``, ``find_candidate``, ``read_roi``, the
+``SecondChance`` policy) live in gate/rescue.py, which the daemon's zxing decoder uses; this
+file keeps only what the experiment compares them with (unsharp masks, contrast
+normalisations, whole-frame upscales) and the sweeps that chose the defaults.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -26,47 +27,18 @@ from PIL import Image, ImageFilter
 from bench.common import (CodeFrame, code_frames, header, ms, pct, quiet_gc, seed_for, table,
                           timed)
 from bench.scenes import empty_scene, make_entrance, make_scene
+from gate import rescue
+from gate.decode import qr_formats
+from gate.rescue import Box, Restoration, deconvolve, find_candidate
 
 # QRCodeModel2, not QRCode: in zxing-cpp 3.x QRCode is the family and includes Micro QR,
 # whose M1 symbols (numeric, no error correction) a restored crop can fake: a second chance
 # once "read" 2336 in a hard frame that way. Plain QR reads exactly as before, a bit faster.
-QR = [zxingcpp.BarcodeFormat.QRCodeModel2]
+QR = qr_formats(zxingcpp)
 SIZE = (640, 480)
-BLOCK = 8  # texture map cell, pixels
 
 
-# ----------------------------------------------------------------------------- building blocks
-
-@dataclass(frozen=True)
-class Box:
-    """A region of interest in frame pixels, x1/y1 exclusive."""
-
-    x0: int
-    y0: int
-    x1: int
-    y1: int
-
-    @classmethod
-    def around(cls, points: np.ndarray, margin: float, shape: tuple[int, ...]) -> Box:
-        """The bounding box of ``points`` grown by ``margin`` of its size, clipped to the frame."""
-        (x0, y0), (x1, y1) = points.min(axis=0), points.max(axis=0)
-        mx, my = margin * (x1 - x0), margin * (y1 - y0)
-        return cls(max(0, int(x0 - mx)), max(0, int(y0 - my)),
-                   min(shape[1], int(x1 + mx) + 1), min(shape[0], int(y1 + my) + 1))
-
-    def overlap(self, other: Box) -> float:
-        """Intersection over union."""
-        w = min(self.x1, other.x1) - max(self.x0, other.x0)
-        h = min(self.y1, other.y1) - max(self.y0, other.y0)
-        if w <= 0 or h <= 0:
-            return 0.0
-        inter = w * h
-        return inter / (self.area + other.area - inter)
-
-    @property
-    def area(self) -> int:
-        return (self.x1 - self.x0) * (self.y1 - self.y0)
-
+# ----------------------------------------------------------------------------- alternatives
 
 def read(y: np.ndarray, **options: object) -> list[zxingcpp.Barcode]:
     return zxingcpp.read_barcodes(y, formats=QR, **options)
@@ -75,6 +47,15 @@ def read(y: np.ndarray, **options: object) -> list[zxingcpp.Barcode]:
 def valid_texts(codes: Sequence[zxingcpp.Barcode]) -> list[str]:
     """Payloads of the codes that decoded; never those ``return_errors`` adds."""
     return [c.text for c in codes if c.valid]
+
+
+def read_found(image: np.ndarray) -> list[rescue.Found]:
+    """gate.rescue's reader: a restored crop, at its own size, decoded symbols only."""
+    return [(bytes(c.bytes), ()) for c in read(image, try_downscale=False) if c.valid]
+
+
+def texts(found: Sequence[rescue.Found]) -> list[str]:
+    return [data.decode("utf-8", "replace") for data, _ in found]
 
 
 def stretch(y: np.ndarray, cut: float = 1.0) -> np.ndarray:
@@ -106,39 +87,9 @@ def unsharp(y: np.ndarray, radius: float = 3.0, percent: int = 200) -> np.ndarra
     return np.asarray(Image.fromarray(y).filter(ImageFilter.UnsharpMask(radius, percent, 0)))
 
 
-def _fast_length(n: int) -> int:
-    """The next length FFTs do quickly: a product of 2, 3 and 5."""
-    while True:
-        m = n
-        for p in (2, 3, 5):
-            while m % p == 0:
-                m //= p
-        if m == 1:
-            return n
-        n += 1
-
-
-def deconvolve(y: np.ndarray, sigma: float = 1.4, noise: float = 0.03) -> np.ndarray:
-    """Wiener deconvolution for a Gaussian blur of ``sigma``; ``noise`` regularises.
-
-    The frequency response is G / (G^2 + noise): it undoes the blur where the blur left signal
-    above the noise and leaves the rest alone. Done with a real FFT over the reflected crop
-    (no wrap-around edges); a 160x160 crop costs about a millisecond.
-    """
-    pad = int(3 * sigma) + 4
-    h, w = y.shape
-    a = np.pad(y.astype(np.float32), pad, mode="reflect")
-    fh, fw = _fast_length(a.shape[0]), _fast_length(a.shape[1])
-    fy = np.fft.fftfreq(fh).astype(np.float32)[:, None]
-    fx = np.fft.rfftfreq(fw).astype(np.float32)[None, :]
-    g = np.exp(-2.0 * (math.pi * sigma) ** 2 * (fx * fx + fy * fy))
-    out = np.fft.irfft2(np.fft.rfft2(a, (fh, fw)) * (g / (g * g + noise)), (fh, fw))
-    return np.clip(out[pad:pad + h, pad:pad + w] + 0.5, 0, 255).astype(np.uint8)
-
-
 @dataclass(frozen=True)
 class Sharpen:
-    """One way to restore a blurred crop before the 2x upscale: Wiener or unsharp mask."""
+    """A restoration to compare with gate.rescue.Wiener: Wiener and/or an unsharp mask."""
 
     name: str
     wiener: tuple[float, float] | None = None  # (sigma, noise)
@@ -156,117 +107,40 @@ class Sharpen:
 
 UNSHARP = (Sharpen("unsharp 3/200", unsharp=(3.0, 200)),
            Sharpen("unsharp 2/400", unsharp=(2.0, 400)))
-WIENER = (Sharpen("wiener 1.4/.03", wiener=(1.4, 0.03)),
-          Sharpen("wiener 1.4/.01", wiener=(1.4, 0.01)))
-# Tuned on frames of another seed ("tune"), Gaussian and disk blur alike: each Wiener step
-# rescued more than either unsharp mask at half the cost, and the pair most of what any
-# three of eight candidates did.
-ROI_CHAIN = WIENER  # tried in turn until one reads
+WIENER: tuple[Restoration, ...] = rescue.WIENER_CHAIN  # what the gate uses
 
 
-def read_roi(y: np.ndarray, box: Box, chain: Sequence[Sharpen] = ROI_CHAIN,
-             factor: int = 2) -> list[str]:
-    """Crop, restore, upscale bicubically and read; each restoration in turn until a read.
-
-    Small modules gain most from the upscale (zxing's binarizer gets more than two pixels a
-    module), blurred ones from the restoration; both are cheap on a crop and dear on a frame.
-    """
-    crop = np.ascontiguousarray(y[box.y0:box.y1, box.x0:box.x1])
-    for step in chain:
-        found = valid_texts(read(step.apply(crop, factor), try_downscale=False))
-        if found:
-            return found
-    return []
+def read_roi(y: np.ndarray, box: Box, chain: Sequence[Restoration] = WIENER) -> list[str]:
+    return texts(rescue.read_roi(read_found, y, box, chain))
 
 
-def texture_map(y: np.ndarray) -> np.ndarray:
-    """Per 8x8 block, the weaker of horizontal and vertical gradient energy (mean |diff|).
-
-    Computed on a 2x2-binned frame to stay cheap. It is high only where edges run both ways
-    densely, as in a QR symbol; text, door frames and floor grout have edges mostly one way.
-    """
-    g = np.asarray(Image.fromarray(y).reduce(2))
-    cell = BLOCK // 2
-    h, w = (g.shape[0] - 1) // cell * cell, (g.shape[1] - 1) // cell * cell
-    here, right, below = g[:h, :w], g[:h, 1:w + 1], g[1:h + 1, :w]
-    dx = np.maximum(here, right)
-    dx -= np.minimum(here, right)  # |difference| without leaving uint8
-    dy = np.maximum(here, below)
-    dy -= np.minimum(here, below)
-    ex = np.asarray(Image.fromarray(dx).reduce(cell), np.float32)
-    ey = np.asarray(Image.fromarray(dy).reduce(cell), np.float32)
-    return np.minimum(ex, ey)
-
-
-def _window_sums(a: np.ndarray, k: int) -> np.ndarray:
-    c = np.pad(a.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-    return c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]
-
-
-def find_candidate(y: np.ndarray, window: int = 6, reach: int = 12) -> tuple[float, Box]:
-    """The most code-like region: (score, box).
-
-    The score is how far the best ``window``-block square's texture stands above the frame's
-    median (noise and flat wall), relative to it. The box grows from that square to the blocks
-    within ``reach`` blocks whose texture is a third of the way from the median to the peak.
-    """
-    tex = texture_map(y)
-    floor = float(np.median(tex))
-    win = _window_sums(tex, window) / (window * window)
-    i, j = np.unravel_index(int(np.argmax(win)), win.shape)
-    peak = float(win[i, j])
-    ci, cj = i + window // 2, j + window // 2
-    i0, j0 = max(0, ci - reach), max(0, cj - reach)
-    near = tex[i0:ci + reach, j0:cj + reach] > floor + 0.35 * (peak - floor)
-    rows, cols = np.flatnonzero(near.any(axis=1)), np.flatnonzero(near.any(axis=0))
-    if rows.size == 0:
-        rows, cols = np.array([ci - i0]), np.array([cj - j0])
-    pad = 2
-    box = Box(int(max(0, (j0 + cols[0] - pad) * BLOCK)), int(max(0, (i0 + rows[0] - pad) * BLOCK)),
-              int(min(y.shape[1], (j0 + cols[-1] + 1 + pad) * BLOCK)),
-              int(min(y.shape[0], (i0 + rows[-1] + 1 + pad) * BLOCK)))
-    return (peak - floor) / (floor + 1.0), box
-
-
-class SecondChance:
-    """Raw pass; on a miss, regions of interest in turn: where a code was last seen, where
-    zxing-cpp saw a symbol it could not decode, and the texture detector's best region (only
-    when its score reaches ``gate``, and only on frames numbered a multiple of ``every``).
-
-    The defaults are the benchmark's recommendation: gate 1.5 keeps nine in ten of the
-    detector's rescues and runs on a few percent of frames with no code."""
+class Recipe:
+    """gate.rescue.SecondChance driven as the experiment needs: raw pass (return_errors), then
+    regions; the last sighting is given per frame, and the texture detector runs only on
+    frames numbered a multiple of ``every`` (0: never) with its score gate at ``gate``."""
 
     def __init__(self, gate: float = 1.5, every: int = 1,
-                 chain: Sequence[Sharpen] = ROI_CHAIN) -> None:
-        self.gate, self.every, self.chain = gate, every, chain
-        self.tried = 0  # regions the last call read again
+                 chain: Sequence[Restoration] = WIENER) -> None:
+        self.every = every
+        self.sc = rescue.SecondChance(read_found, gate, chain)
+
+    @property
+    def tried(self) -> int:
+        return self.sc.tried
 
     def decode(self, y: np.ndarray, last_seen: Box | None = None, frame_no: int = 0) -> list[str]:
-        self.tried = 0
+        self.sc.tried = 0
         codes = read(y, return_errors=True)
         found = valid_texts(codes)
         if found:
             return found
-        boxes = [last_seen] if last_seen is not None else []
-        for c in codes:  # detected but not decoded: zxing already knows where it is
-            p = c.position
-            corners = (p.top_left, p.top_right, p.bottom_right, p.bottom_left)
-            pts = np.array([[q.x, q.y] for q in corners], dtype=float)
-            boxes.append(Box.around(pts, 0.35, y.shape))
-        if self.every and frame_no % self.every == 0:
-            score, box = find_candidate(y)
-            if score >= self.gate:
-                boxes.append(box)
-        tried: list[Box] = []
-        for box in boxes:
-            if any(box.overlap(t) > 0.6 for t in tried):
-                continue
-            tried.append(box)
-            found = read_roi(y, box, self.chain)
-            if found:
-                break
-        self.tried = len(tried)
-        return found
+        failed = [tuple((int(q.x), int(q.y)) for q in (c.position.top_left, c.position.top_right,
+                                                         c.position.bottom_right,
+                                                         c.position.bottom_left))
+                  for c in codes]
+        self.sc.last_seen = last_seen
+        detector = bool(self.every) and frame_no % self.every == 0
+        return texts(self.sc.rescue(y, failed, detector))
 
 
 # ----------------------------------------------------------------------------- experiment
@@ -274,9 +148,9 @@ class SecondChance:
 Strategy = Callable[[np.ndarray, "Box | None", int], list[str]]
 
 
-def _first_pass_then(rescue: Callable[[np.ndarray], list[str]]) -> Strategy:
+def _first_pass_then(fallback: Callable[[np.ndarray], list[str]]) -> Strategy:
     def decode(y: np.ndarray, _hint: Box | None, _frame_no: int) -> list[str]:
-        return valid_texts(read(y)) or rescue(y)
+        return valid_texts(read(y)) or fallback(y)
     return decode
 
 
@@ -307,7 +181,7 @@ def strategies() -> dict[str, Strategy]:
             read(unsharp(upscale(y)), try_downscale=False))),
         "+ Wiener 1.4/.03 + 2x bicubic": _first_pass_then(lambda y: valid_texts(
             read(WIENER[0].apply(y, 2), try_downscale=False))),
-        "+ ROI zxing failed detections": lambda y, _h, _n: SecondChance(every=0).decode(y),
+        "+ ROI zxing failed detections": lambda y, _h, _n: Recipe(every=0).decode(y),
         "+ ROI detector, unsharp 3/200": _roi_detector(UNSHARP[:1]),
         "+ ROI detector, unsharp x2": _roi_detector(UNSHARP),
         "+ ROI detector, Wiener 1.4/.03": _roi_detector(WIENER[:1]),
@@ -405,7 +279,7 @@ def run(n: int, n_empty: int) -> None:
     for gate, every, sighted in ((0.0, 1, False), (1.0, 1, False), (1.5, 1, False),
                                  (2.0, 1, False), (3.0, 1, False), (1.5, 2, False),
                                  (1.5, 3, False), (1.5, 1, True)):
-        sc = SecondChance(gate=gate, every=every)
+        sc = Recipe(gate=gate, every=every)
         o = measure(sc.decode, frames, no_code, ran=lambda s=sc: s.tried, sighted=sighted)
         name = f"gate {gate:.1f}, N={every}" + (" + last sighting" if sighted else "")
         rows.append(_row(name, o, n) + [pct(o.empty_ran, len(no_code))])
@@ -457,7 +331,7 @@ def _score_table(frames: list[CodeFrame], empties: list[np.ndarray],
 def stress(n: int) -> None:
     """Hunt for wrong payloads: every restoration on every frame (no gate), hard frames of
     another seed and frames with no code."""
-    sc = SecondChance(gate=0.0)
+    sc = Recipe(gate=0.0)
     wrong, reads, no_code = [], 0, 0
     for i in range(n):
         rng = np.random.default_rng(seed_for("stress", i))

@@ -6,13 +6,12 @@ import ctypes
 import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from .errors import DecoderUnavailable
-
-Point = tuple[int, int]
+from .rescue import Corners, Point, SecondChance
 
 ZBAR_CFG_BINARY = 4                # zbar.h zbar_config_e: no character set conversion
 ZBAR_FOURCC_Y800 = 0x30303859      # 'Y800': 8-bit grey, what pyzbar passes for numpy arrays
@@ -53,28 +52,61 @@ class Decoder(Protocol):
 
 
 class ZxingDecoder:
-    """zxing-cpp: fast, robust on camera frames, reads inverted codes; pip wheel, no system lib."""
+    """zxing-cpp: fast, robust on camera frames, reads inverted codes; pip wheel, no system lib.
+
+    Reads QR Code model 2 only. In zxing-cpp 3.x `BarcodeFormat.QRCode` is the whole family,
+    Micro QR included, and a Micro QR M1 symbol (numeric, no error correction) can be faked by
+    noise or by a restored crop: the benchmark once read "2336" off a hard frame that way.
+    A gate never issues Micro QR, so it is never asked for.
+
+    With ``second_chance`` (the default), a frame the first pass reads nothing in is read
+    again in a few regions of interest (see rescue.py); ``min_score`` is the texture score
+    the detector's region needs. Only symbols that decoded (``Barcode.valid``: their error
+    correction checks out) are ever returned, from either pass.
+    """
 
     name = "zxing"
 
-    def __init__(self) -> None:
+    def __init__(self, second_chance: bool = True, min_score: float = 1.5) -> None:
         try:
             import zxingcpp
         except ImportError as exc:
             raise DecoderUnavailable(f"zxing-cpp is not installed: pip install zxing-cpp ({exc})")
         self._zx = zxingcpp
-        self._formats = [zxingcpp.BarcodeFormat.QRCode]  # a list: `|` is deprecated in 3.1
+        self._formats = qr_formats(zxingcpp)
+        self.rescue: SecondChance | None = (
+            SecondChance(self._read_restored, min_score) if second_chance else None)
 
     def decode(self, luma: np.ndarray) -> list[Code]:
-        codes = []
-        for b in self._zx.read_barcodes(luma, formats=self._formats):
-            if not b.valid:
-                continue
-            p = b.position
-            corners = tuple((int(pt.x), int(pt.y)) for pt in
-                            (p.top_left, p.top_right, p.bottom_right, p.bottom_left))
-            codes.append(Code(data=bytes(b.bytes), corners=corners))
-        return codes
+        rescue = self.rescue
+        found = self._zx.read_barcodes(luma, formats=self._formats,
+                                       return_errors=rescue is not None)
+        codes = [Code(data=bytes(b.bytes), corners=_corners(b)) for b in found if b.valid]
+        if rescue is None:
+            return codes
+        if codes:
+            rescue.saw([c.corners for c in codes], luma.shape)
+            return codes
+        failed = [_corners(b) for b in found]  # detected, not decoded: zxing knows where
+        return [Code(data=data, corners=corners) for data, corners in rescue.rescue(luma, failed)]
+
+    def _read_restored(self, image: np.ndarray) -> list[tuple[bytes, Corners]]:
+        """Read a restored, upscaled crop: at that size only, decoded symbols only."""
+        return [(bytes(b.bytes), _corners(b))
+                for b in self._zx.read_barcodes(image, formats=self._formats,
+                                                try_downscale=False) if b.valid]
+
+
+def qr_formats(zxingcpp: Any) -> list[Any]:
+    """The formats argument for QR Code model 2 only (a list: `|` is deprecated in 3.1)."""
+    fmt = zxingcpp.BarcodeFormat
+    return [getattr(fmt, "QRCodeModel2", fmt.QRCode)]  # before 3.0 QRCode was model 2 alone
+
+
+def _corners(barcode: Any) -> Corners:
+    p = barcode.position
+    return tuple((int(pt.x), int(pt.y))
+                 for pt in (p.top_left, p.top_right, p.bottom_right, p.bottom_left))
 
 
 class PyzbarDecoder:
@@ -130,11 +162,13 @@ class PyzbarDecoder:
 BACKENDS: dict[str, type] = {"zxing": ZxingDecoder, "pyzbar": PyzbarDecoder}
 
 
-def make_decoder(backend: str) -> Decoder:
-    try:
-        cls = BACKENDS[backend]
-    except KeyError:
+def make_decoder(backend: str, second_chance: bool = True, min_score: float = 1.5) -> Decoder:
+    """The named backend; ``second_chance`` and ``min_score`` apply to zxing only (pyzbar
+    returns no failed detections nor a validity flag to build them on)."""
+    if backend not in BACKENDS:
         raise DecoderUnavailable(f"unknown decoder backend {backend!r} "
-                                 f"(choose from {', '.join(BACKENDS)})") from None
-    decoder: Decoder = cls()
+                                 f"(choose from {', '.join(BACKENDS)})")
+    if backend == "zxing":
+        return ZxingDecoder(second_chance=second_chance, min_score=min_score)
+    decoder: Decoder = BACKENDS[backend]()
     return decoder

@@ -138,12 +138,14 @@ def zxing_versions(luma: np.ndarray) -> dict[str, int]:
     with one that does not report it (3.1 has it in Barcode.extra["Version"])."""
     import hashlib
 
+    from .decode import qr_formats
+
     try:
         import zxingcpp
     except ImportError:
         return {}
     out = {}
-    for b in zxingcpp.read_barcodes(luma, formats=[zxingcpp.BarcodeFormat.QRCode]):
+    for b in zxingcpp.read_barcodes(luma, formats=qr_formats(zxingcpp)):
         extra = getattr(b, "extra", None) or {}
         try:
             out[hashlib.sha256(bytes(b.bytes)).hexdigest()] = int(extra["Version"])
