@@ -19,58 +19,34 @@ from PIL import Image
 from bench.common import header, ms, pct, quiet_gc, seed_for, table, timed
 from bench.scenes import (DIFFICULTIES, SIZES, empty_sequence, make_entrance, random_payload,
                           render_scene, sample_params)
+from gate.decode import qr_formats
+from gate.idle import IdleDetector
 
-# QRCodeModel2, not QRCode: in zxing-cpp 3.x QRCode is the family and includes Micro QR,
-# whose M1 symbols (numeric, no error correction) a restored crop can fake: a second chance
-# once "read" 2336 in a hard frame that way. Plain QR reads exactly as before, a bit faster.
-QR = [zxingcpp.BarcodeFormat.QRCodeModel2]
+QR = qr_formats(zxingcpp)  # QR Code model 2 only, as the gate reads (see gate/decode.py)
 
 
-class IdleDetector:
-    """Compares a 1/``factor`` thumbnail of each frame with the last decoded frame's.
-
-    The frame needs decoding when at least ``blocks`` thumbnail cells moved by more than
-    ``level`` grey levels, or when ``full_every`` frames went by without a decode (so nothing
-    the comparison misses stays unread for long). ``sampling`` is "box" (Pillow's reduce:
-    cell means, which average sensor noise away) or "stride" (one pixel per cell: cheapest,
-    noisier, needs a higher level) or "rows" (cell means over two of each cell's eight rows:
-    a quarter of the reads of "box", half its noise averaging).
-    """
+class Variant(IdleDetector):
+    """gate.idle.IdleDetector ("rows": two rows of each cell) with the thumbnails it was
+    chosen over: "box" (Pillow's reduce: cell means, which average sensor noise away) and
+    "stride" (one pixel per cell: cheapest, noisiest, needs a higher level)."""
 
     def __init__(self, level: int = 8, blocks: int = 2, full_every: int = 10, factor: int = 8,
                  sampling: str = "box") -> None:
-        self.level, self.blocks, self.full_every = level, blocks, full_every
-        self.factor, self.sampling = factor, sampling
-        self.reference: np.ndarray | None = None
-        self.since = 0
-        self.changed = False  # the last frame differed from the reference
+        super().__init__(level, blocks, full_every, factor)
+        self.sampling = sampling
 
     def thumbnail(self, y: np.ndarray) -> np.ndarray:
         f = self.factor
         if self.sampling == "stride":
             return y[f // 2::f, f // 2::f].astype(np.int16)
-        if self.sampling == "rows":  # two rows of each cell: Pillow skips the others unread
-            y = np.ascontiguousarray(y)
-            step = f // 2
-            img = Image.frombuffer("L", (y.shape[1], y.shape[0] // step), y, "raw", "L",
-                                   y.shape[1] * step, 1)
-            return np.asarray(img.reduce((f, 2)), np.int16)
-        return np.asarray(Image.fromarray(y).reduce(f), np.int16)
-
-    def needs_decode(self, y: np.ndarray) -> bool:
-        thumb = self.thumbnail(y)
-        self.since += 1
-        self.changed = self.reference is not None and np.count_nonzero(
-            np.abs(thumb - self.reference) > self.level) >= self.blocks
-        if self.reference is None or self.changed or self.since >= self.full_every:
-            self.reference, self.since = thumb, 0
-            return True
-        return False
+        if self.sampling == "box":
+            return np.asarray(Image.fromarray(y).reduce(f), np.int16)
+        return super().thumbnail(y)
 
 
 VARIANTS = {
     "box 1/8, level 8": dict(level=8, blocks=2, factor=8, sampling="box"),
-    "rows 1/8, level 12": dict(level=12, blocks=3, factor=8, sampling="rows"),
+    "rows 1/8, level 12": dict(level=12, blocks=3, factor=8, sampling="rows"),  # the gate's
     "stride 1/8, level 40": dict(level=40, blocks=3, factor=8, sampling="stride"),
 }
 
@@ -100,7 +76,7 @@ def cost_rows(size_name: str, scenes: int, length: int) -> list[list[object]]:
             check_t, loop_t, decoded, extra = [], [], 0, 0
             with quiet_gc():
                 for seq in seqs:
-                    det = IdleDetector(full_every=every, **options)
+                    det = Variant(full_every=every, **options)
                     for y in seq:
                         go, cost = timed(det.needs_decode, y)
                         if go:
@@ -138,7 +114,7 @@ def appearance_rows(trials: int, every: int = 10) -> list[list[object]]:
                                      blur=params.blur_sigma)
             payload = random_payload(rng)
             frame, _ = render_scene(rng, params, size, payload, ent, person=False)
-            det = IdleDetector(full_every=every, **options)
+            det = Variant(full_every=every, **options)
             for y in empties:
                 det.needs_decode(y)
             go = det.needs_decode(frame)

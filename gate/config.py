@@ -50,6 +50,18 @@ class DecoderSection:
     repeat_guard_s: float = opt(3.0, "a code held in view counts again only after this long",
                                 min=0.0, max=3600)
     leave_s: float = opt(0.5, "a code unseen for this long has left the view", min=0.0, max=60)
+    second_chance: bool = opt(True, "zxing: a frame with nothing read is read again in a few "
+                              "regions (last sighting, failed detections, most code-like "
+                              "region), deblurred and upscaled: reads small, blurred codes")
+    second_chance_min_score: float = opt(1.5, "zxing: texture score the most code-like region "
+                                         "needs to be read again; lower reads more, costs more "
+                                         "on empty frames", min=0.0, max=100)
+    idle_skip: bool = opt(True, "skip decoding frames that look like the last decoded one "
+                          "(their codes carry over)")
+    full_decode_every: int = opt(10, "idle_skip: decode at least every this many frames",
+                                 min=1, max=1000)
+    idle_level: int = opt(12, "idle_skip: grey levels a thumbnail cell must move by to count "
+                          "as a change", min=1, max=255)
 
 
 @dataclass(frozen=True)

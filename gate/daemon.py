@@ -20,7 +20,6 @@ from .camera import Frame, FrameSource, open_source
 from .central import ServerClient, read_token
 from .config import Config, ConfigError, load_config
 from .credentials import CredentialStore
-from .decode import make_decoder
 from .door import Door
 from .errors import AllowlistError, CameraStalled, GateError
 from .indicators import Indicators
@@ -109,8 +108,7 @@ class Gate:
             worker.start()
             parts.callback(worker.close)
         self.chain = build_chain(cfg, self.store, self.online)
-        self.scanner = Scanner(make_decoder(cfg.decoder.backend), cfg.decoder.repeat_guard_s,
-                               cfg.decoder.leave_s)
+        self.scanner = Scanner.from_config(cfg.decoder)
         self.source: FrameSource = open_source(cfg.camera, self.stop)
         parts.callback(self.source.close)
 
@@ -337,8 +335,7 @@ class Gate:
             journal=old.journal, door=_keep(new.door, old.door, HARDWARE_KEYS["door"]),
             inputs=_keep(new.inputs, old.inputs, HARDWARE_KEYS["inputs"]),
             indicators=_keep(new.indicators, old.indicators, HARDWARE_KEYS["indicators"]))
-        self.scanner.guard.repeat_guard_ns = int(new.decoder.repeat_guard_s * 1e9)
-        self.scanner.guard.leave_ns = int(new.decoder.leave_s * 1e9)
+        self.scanner.reconfigure(new.decoder)
         self.list_watcher.retarget(new.list.path, new.list.watch_interval_s)
         if self.online is not None:
             self.online.status_map = self.cfg.policy.status

@@ -3,10 +3,17 @@ opens the door once."""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from dataclasses import dataclass
 
 from .camera import Frame
-from .decode import Code, Decoder
+from .config import DecoderSection
+from .decode import Code, Decoder, make_decoder
+from .errors import DecoderUnavailable
+from .idle import IdleDetector
+
+log = logging.getLogger(__name__)
 
 MAX_PAYLOAD_BYTES = 4096  # larger than any QR code can hold: anything bigger is not a pass
 
@@ -56,15 +63,71 @@ class RepeatGuard:
 
 
 class Scanner:
-    """Decodes each frame and passes on the codes the repeat guard admits."""
+    """Decodes frames and passes on the codes the repeat guard admits.
 
-    def __init__(self, decoder: Decoder, repeat_guard_s: float, leave_s: float) -> None:
+    With an `IdleDetector`, a frame that looks like the last decoded one is not decoded: its
+    codes are the last decoded frame's (carried over, so a code held still keeps counting as
+    in view and the repeat guard is not fooled into seeing it leave and come back).
+
+    `counters`: frames scanned, decoded and skipped, and the decoder's second chances (frames
+    on which regions were read again, and those on which that found a code).
+    """
+
+    def __init__(self, decoder: Decoder, repeat_guard_s: float, leave_s: float,
+                 idle: IdleDetector | None = None) -> None:
         self.decoder = decoder
         self.guard = RepeatGuard(repeat_guard_s, leave_s)
+        self.idle = idle
+        self._last: list[Code] = []  # what the last decoded frame held
+        self._frames = self._decoded = self._skipped = 0
+        self.section: DecoderSection | None = None  # what from_config/reconfigure built
+
+    @classmethod
+    def from_config(cls, section: DecoderSection) -> Scanner:
+        """The scanner a [decoder] section describes (DecoderUnavailable if its backend is)."""
+        scanner = cls(_decoder_for(section), section.repeat_guard_s, section.leave_s,
+                      _idle_for(section))
+        scanner.section = section
+        return scanner
+
+    def reconfigure(self, section: DecoderSection) -> None:
+        """Take a reloaded [decoder] section.
+
+        The repeat guard keeps what it has seen. If the backend or second chance changed, a
+        new decoder (if that backend cannot load, the running one stays, and it is logged);
+        if the idle-skip keys changed, a new idle detector.
+        """
+        self.guard.repeat_guard_ns = int(section.repeat_guard_s * 1e9)
+        self.guard.leave_ns = int(section.leave_s * 1e9)
+        old = self.section
+        if old is None or _decoder_keys(section) != _decoder_keys(old):
+            try:
+                self.decoder = _decoder_for(section)
+            except DecoderUnavailable as exc:
+                log.error("reload: keeping the %s decoder: %s", self.decoder.name, exc)
+                if old is not None:  # remember what runs, so a later reload compares to it
+                    section = dataclasses.replace(section, **{k: getattr(old, k)
+                                                              for k in DECODER_KEYS})
+        if old is None or _idle_keys(section) != _idle_keys(old):
+            self.idle = _idle_for(section)
+        self.section = section
 
     def scan(self, frame: Frame) -> list[Presentation]:
-        codes = self._unique(self.decoder.decode(frame.luma))
+        self._frames += 1
+        if self.idle is not None and not self.idle.needs_decode(frame.luma):
+            self._skipped += 1
+            codes = self._last
+        else:
+            self._decoded += 1
+            codes = self._last = self._unique(self.decoder.decode(frame.luma))
         return [Presentation(code, frame) for code in self.guard.admit(codes, frame.ts_ns)]
+
+    @property
+    def counters(self) -> dict[str, int]:
+        rescue = getattr(self.decoder, "rescue", None)
+        return {"frames": self._frames, "decoded": self._decoded, "skipped": self._skipped,
+                "second_chance_runs": getattr(rescue, "runs", 0),
+                "second_chance_reads": getattr(rescue, "reads", 0)}
 
     @staticmethod
     def _unique(codes: list[Code]) -> list[Code]:
@@ -74,3 +137,23 @@ class Scanner:
             if 0 < len(code.data) <= MAX_PAYLOAD_BYTES:
                 seen.setdefault(code.sha256, code)
         return list(seen.values())
+
+
+DECODER_KEYS = ("backend", "second_chance", "second_chance_min_score")
+IDLE_KEYS = ("idle_skip", "full_decode_every", "idle_level")
+
+
+def _decoder_keys(s: DecoderSection) -> tuple[object, ...]:
+    return tuple(getattr(s, k) for k in DECODER_KEYS)
+
+
+def _idle_keys(s: DecoderSection) -> tuple[object, ...]:
+    return tuple(getattr(s, k) for k in IDLE_KEYS)
+
+
+def _decoder_for(s: DecoderSection) -> Decoder:
+    return make_decoder(s.backend, s.second_chance, s.second_chance_min_score)
+
+
+def _idle_for(s: DecoderSection) -> IdleDetector | None:
+    return IdleDetector(level=s.idle_level, full_every=s.full_decode_every) if s.idle_skip else None
