@@ -97,7 +97,7 @@ class ZxingDecoder:
                                                 try_downscale=False) if b.valid]
 
 
-def qr_formats(zxingcpp: Any) -> list[Any]:
+def qr_formats(zxingcpp: Any) -> Any:
     """The formats argument for QR Code model 2 only (a list: `|` is deprecated in 3.1)."""
     fmt = zxingcpp.BarcodeFormat
     return [getattr(fmt, "QRCodeModel2", fmt.QRCode)]  # before 3.0 QRCode was model 2 alone

@@ -53,7 +53,7 @@ class IdleDetector:
             self.changed = True
         else:
             diff = np.abs(thumb - ref)
-            self.changed = np.count_nonzero(diff > self.level) >= self.blocks
+            self.changed = bool(np.count_nonzero(diff > self.level) >= self.blocks)
         if self.changed or self.since >= self.full_every:
             self.reference, self.since = thumb, 0
             return True

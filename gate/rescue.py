@@ -229,7 +229,7 @@ class Texture:
         if self.win.size == 0:
             return 0.0, Box(0, 0, w, h)
         window, tex, floor = self.window, self.tex, self.floor
-        i, j = np.unravel_index(int(np.argmax(self.win)), self.win.shape)
+        i, j = (int(v) for v in np.unravel_index(int(np.argmax(self.win)), self.win.shape))
         peak = float(self.win[i, j])
         ci, cj = i + window // 2, j + window // 2
         i0, j0 = max(0, ci - reach), max(0, cj - reach)
