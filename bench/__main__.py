@@ -1,7 +1,7 @@
 """Every benchmark in turn, each in its own process, tables to stdout.
 
-    python -m bench            # the full runs (about 25 minutes on a 2-core x86 machine)
-    python -m bench --quick    # the quick variants (about 2 minutes)
+    python -m bench            # the full runs (9 minutes on a 2-core x86 machine)
+    python -m bench --quick    # the quick variants (1.5 minutes there)
     python -m bench --only scanpath pipeline
 
 Run it from the checkout's root (bench/ is not installed with the gate package) with the
