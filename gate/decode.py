@@ -110,11 +110,17 @@ def _corners(barcode: Any) -> Corners:
 
 
 class PyzbarDecoder:
-    """pyzbar over the zbar system library (apt-get install libzbar0); the fallback backend."""
+    """pyzbar over the zbar system library (apt-get install libzbar0); the fallback backend.
+
+    zbar reads only dark-on-light codes, so a frame where it finds nothing is tried once more
+    as its negative (`try_inverted`): a phone in dark mode shows a light-on-dark pass. That
+    doubles the cost of a frame without a code; the idle skip spares most of them.
+    """
 
     name = "pyzbar"
 
-    def __init__(self) -> None:
+    def __init__(self, try_inverted: bool = True) -> None:
+        self.try_inverted = try_inverted
         try:
             from pyzbar import pyzbar, wrapper  # noqa: F401  (pyzbar loads the zbar library)
         except ImportError as exc:
@@ -125,6 +131,12 @@ class PyzbarDecoder:
         self._zb = wrapper
 
     def decode(self, luma: np.ndarray) -> list[Code]:
+        codes = self._scan(luma)
+        if not codes and self.try_inverted:
+            codes = self._scan(np.subtract(255, luma, dtype=np.uint8))
+        return codes
+
+    def _scan(self, luma: np.ndarray) -> list[Code]:
         # Not pyzbar.decode(): it leaves zbar's text conversion on, which re-encodes a binary
         # payload (bytes that are not UTF-8 are taken as Latin-1 and turned into UTF-8), so
         # its hash would differ from zxing's. The same steps through pyzbar's ctypes wrapper,
@@ -141,7 +153,7 @@ class PyzbarDecoder:
             zb.zbar_image_scanner_set_config(scanner, zb.ZBarSymbol.QRCODE, ZBAR_CFG_BINARY, 1)
             zb.zbar_image_set_format(image, ZBAR_FOURCC_Y800)
             zb.zbar_image_set_size(image, width, height)
-            zb.zbar_image_set_data(image, ctypes.cast(pixels, ctypes.c_void_p), len(pixels), None)
+            zb.zbar_image_set_data(image, ctypes.c_char_p(pixels), len(pixels), None)
             zb.zbar_scan_image(scanner, image)
             codes = []
             symbol = zb.zbar_image_first_symbol(image)

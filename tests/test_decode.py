@@ -121,6 +121,12 @@ def test_decode_zxing_reads_an_inverted_code() -> None:
     assert [c.data for c in make_decoder("zxing").decode(frame)] == [b"INVERTED-PASS"]
 
 
+def test_decode_pyzbar_reads_an_inverted_code_through_its_negative() -> None:
+    frame = 255 - qr_frame(["DARK-MODE-PASS"], module_px=6)
+    assert PyzbarDecoder(try_inverted=False).decode(frame) == []  # zbar alone cannot
+    assert [c.data for c in PyzbarDecoder().decode(frame)] == [b"DARK-MODE-PASS"]
+
+
 def test_decode_pyzbar_without_libzbar0_says_apt_get_install(monkeypatch: pytest.MonkeyPatch) -> None:
     import pyzbar
     import pyzbar.pyzbar
