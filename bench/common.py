@@ -10,7 +10,7 @@ import time
 import zlib
 from collections.abc import Callable, Sequence
 from importlib import metadata
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -74,6 +74,39 @@ class quiet_gc:
 
     def __exit__(self, *exc: object) -> None:
         gc.enable()
+
+
+@dataclass
+class Measured:
+    """One decoder over a frame set: per-frame times, reads per difficulty, wrong payloads."""
+
+    code_s: list[float]
+    empty_s: list[float]
+    reads: dict[str, int]
+    wrong: int
+
+
+def measure_decoder(decode: Callable[[np.ndarray], list[str]],
+                    sets: dict[str, list[CodeFrame]], empties: list[np.ndarray],
+                    repeat: int) -> Measured:
+    """Time `decode` (returning payload texts) on every code and empty frame, the shortest of
+    `repeat` calls each, and count true reads per difficulty and wrong payloads."""
+    for y in empties[:3]:  # warm caches and lazy initialisation
+        decode(y)
+    m = Measured([], [], {}, 0)
+    with quiet_gc():
+        for d, frames in sets.items():
+            m.reads[d] = 0
+            for y, truth in frames:
+                texts, dt = timed(decode, y, repeat)
+                m.code_s.append(dt)
+                m.reads[d] += truth.payload in texts
+                m.wrong += sum(t != truth.payload for t in texts)
+        for y in empties:
+            texts, dt = timed(decode, y, repeat)
+            m.empty_s.append(dt)
+            m.wrong += len(texts)
+    return m
 
 
 def ms(seconds: Sequence[float]) -> tuple[float, float]:

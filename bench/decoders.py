@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from bench.common import code_frames, empty_frames, header, ms, pct, quiet_gc, table, timed
+from bench.common import code_frames, empty_frames, header, measure_decoder, ms, pct, table
 from bench.scenes import DIFFICULTIES, SIZES
 
 Decoder = Callable[[np.ndarray], list[str]]
@@ -77,26 +77,10 @@ def run(per_difficulty: int, empty_scenes: int, per_scene: int) -> None:
         sets = {d: code_frames(d, size, per_difficulty) for d in DIFFICULTIES}
         empties = empty_frames(size, empty_scenes, per_scene)
         for name, decode in decoders.items():
-            for y in empties[:3]:  # warm caches and lazy initialisation
-                decode(y)
-            code_t, empty_t, reads, wrong = [], [], {}, 0
-            with quiet_gc():
-                for d, frames in sets.items():
-                    reads[d] = 0
-                    for y, truth in frames:
-                        texts, dt = timed(decode, y, REPEAT)
-                        code_t.append(dt)
-                        reads[d] += truth.payload in texts
-                        wrong += sum(t != truth.payload for t in texts)
-                for y in empties:
-                    texts, dt = timed(decode, y, REPEAT)
-                    empty_t.append(dt)
-                    wrong += len(texts)
-            c50, c95 = ms(code_t)
-            e50, e95 = ms(empty_t)
-            cost_rows.append([size_name, name, c50, c95, e50, e95])
-            rates = [pct(reads[d], per_difficulty) for d in DIFFICULTIES]
-            rate_rows.append([size_name, name, *rates, wrong])
+            m = measure_decoder(decode, sets, empties, REPEAT)
+            cost_rows.append([size_name, name, *ms(m.code_s), *ms(m.empty_s)])
+            rates = [pct(m.reads[d], per_difficulty) for d in DIFFICULTIES]
+            rate_rows.append([size_name, name, *rates, m.wrong])
     n_empty = empty_scenes * per_scene
     print(f"Decode cost per frame, ms ({3 * per_difficulty} code frames, {n_empty} empty frames"
           f" from {empty_scenes} entrances)")

@@ -29,7 +29,8 @@ from collections.abc import Callable
 import numpy as np
 import zxingcpp
 
-from bench.common import code_frames, header, ms, pct, quiet_gc, seed_for, table, timed
+from bench.common import (code_frames, header, measure_decoder, ms, pct, quiet_gc, seed_for,
+                          table, timed)
 from bench.scenes import (DIFFICULTIES, empty_scene, empty_sequence, make_entrance,
                           random_payload, render_scene, sample_params)
 from gate.camera import Frame
@@ -75,23 +76,9 @@ def read_rate(n: int, n_empty: int) -> None:
                 "gate default decoder (second chance)": gate_texts(default)}
     rows = []
     for name, decode in decoders.items():
-        for y in empties[:3]:
-            decode(y)
-        reads, wrong, code_t, empty_t = {}, 0, [], []
-        with quiet_gc():
-            for d, frames in sets.items():
-                reads[d] = 0
-                for y, truth in frames:
-                    found, dt = timed(decode, y, REPEAT)
-                    code_t.append(dt)
-                    reads[d] += truth.payload in found
-                    wrong += sum(t != truth.payload for t in found)
-            for y in empties:
-                found, dt = timed(decode, y, REPEAT)
-                empty_t.append(dt)
-                wrong += len(found)
-        c50, c95 = ms(code_t)
-        e50, e95 = ms(empty_t)
+        m = measure_decoder(decode, sets, empties, REPEAT)
+        reads, wrong = m.reads, m.wrong
+        (c50, c95), (e50, e95) = ms(m.code_s), ms(m.empty_s)
         reread = "-"
         if decode is not raw_texts:  # once more, untimed: on how many no-code frames it ran
             runs = default.rescue.runs
