@@ -30,7 +30,7 @@ from .listwatch import ListWatcher
 from .notify import sd_notify, watchdog_interval
 from .pins import claim_relay, make_pin_factory
 from .scanner import Presentation, Scanner
-from .status import FrameRate, StatusWriter, utc_stamp
+from .status import FrameRate, StatusWriter
 from .sync import CredentialSync, EventUploader, JournalPruner
 from .verify import build_chain
 from .verify.online import LAST_SYNC_KEY, OnlineVerifier
@@ -271,7 +271,7 @@ class Gate:
             return None
         value = self.store.get_meta(LAST_SYNC_KEY)
         try:
-            return None if value is None else utc_stamp(float(value))
+            return None if value is None else utc_now(float(value))
         except ValueError:
             return None
 

@@ -28,9 +28,12 @@ CREATE INDEX IF NOT EXISTS events_pending ON events (seq) WHERE uploaded_at IS N
 """
 
 
-def utc_now() -> str:
-    """RFC 3339 UTC with milliseconds, e.g. 2026-11-25T19:04:25.123Z (sorts as text)."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def utc_now(epoch: float | None = None) -> str:
+    """RFC 3339 UTC with milliseconds, e.g. 2026-11-25T19:04:25.123Z (sorts as text): now, or
+    the time `epoch` (seconds since 1970)."""
+    when = datetime.now(timezone.utc) if epoch is None else datetime.fromtimestamp(epoch,
+                                                                                  timezone.utc)
+    return to_rfc3339(when)
 
 
 def to_rfc3339(when: datetime) -> str:

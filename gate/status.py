@@ -9,9 +9,11 @@ import os
 import tempfile
 import time
 from collections import deque
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from .journal import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +103,7 @@ class StatusWriter:
         now = time.monotonic() if now is None else now
         body = dict(snapshot)
         try:
-            write_atomic(self.path, {**body, "updated_at": utc_stamp()})
+            write_atomic(self.path, {**body, "updated_at": utc_now()})
         except OSError as exc:
             if not self.failing:
                 log.error("status file %s cannot be written: %s", self.path, exc)
@@ -112,11 +114,6 @@ class StatusWriter:
         self.failing = False
         self._last_at, self._last_body = now, body
         return True
-
-
-def utc_stamp(epoch: float | None = None) -> str:
-    when = datetime.fromtimestamp(time.time() if epoch is None else epoch, timezone.utc)
-    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def read_status(path: Path) -> dict[str, Any]:

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, run_gate
+from gate.journal import utc_now
 from gate.status import (STALE_AFTER_S, FrameRate, StatusWriter, assess, format_status,
-                         read_status, utc_stamp, write_atomic)
+                         read_status, write_atomic)
 from gatehelpers import ALICE, UNKNOWN, setup_config, wait_until
 
 
@@ -88,28 +89,28 @@ def test_status_frame_rate_over_the_window() -> None:
 
 def test_status_assess_marks_stale_and_dead_daemons() -> None:
     now = time.time()
-    fresh = {"state": "running", "pid": os.getpid(), "updated_at": utc_stamp(now - 1)}
+    fresh = {"state": "running", "pid": os.getpid(), "updated_at": utc_now(now - 1)}
     assert assess(fresh, now)["running"] and not assess(fresh, now)["stale"]
-    old = {**fresh, "updated_at": utc_stamp(now - STALE_AFTER_S - 1)}
+    old = {**fresh, "updated_at": utc_now(now - STALE_AFTER_S - 1)}
     assert assess(old, now)["stale"] and not assess(old, now)["running"]
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True).stdout.strip()
     gone = {**fresh, "pid": int(dead)}
     assert assess(gone, now)["stale"] and not assess(gone, now)["running"]
-    stopped = {**fresh, "state": "stopped", "updated_at": utc_stamp(now - 3600)}
+    stopped = {**fresh, "state": "stopped", "updated_at": utc_now(now - 3600)}
     assert not assess(stopped, now)["running"] and not assess(stopped, now)["stale"]
-    cached = {**fresh, "cache_synced_at": utc_stamp(now - 90)}
+    cached = {**fresh, "cache_synced_at": utc_now(now - 90)}
     assert 89 <= assess(cached, now)["cache_age_s"] <= 91
 
 
 def test_status_format_for_a_person_names_each_fact() -> None:
     text = format_status(assess({
         "gate": "lobby", "state": "fault", "faults": ["decision"], "pid": os.getpid(),
-        "updated_at": utc_stamp(),
+        "updated_at": utc_now(),
         "last_decision": {"verdict": "deny", "reason": "expired", "label": "Bob",
                           "source": "list", "at": "2026-01-01T00:00:00.000Z"},
         "door": {"relay": "locked", "contact": "open", "alarms": ["forced_open"]},
-        "server_reachable": False, "cache_synced_at": utc_stamp(time.time() - 7200),
+        "server_reachable": False, "cache_synced_at": utc_now(time.time() - 7200),
         "fps": 14.9}))
     for needle in ("gate lobby: fault (faults: decision)", "DENY (expired) 'Bob'",
                    "relay locked, open, ALARM: forced_open", "UNREACHABLE", "2 h",
