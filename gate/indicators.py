@@ -147,22 +147,21 @@ class Indicators:
     # -- states ------------------------------------------------------------------------------
 
     def set_offline(self, offline: bool) -> None:
-        with self._lock:
-            if offline == self.offline:
-                return
-            self.offline = offline
-            self._show_state()
-        if offline and self.buzzer is not None:
-            self.buzzer.flash(self.patterns.offline_buzzer)
+        self._set_state("offline", offline, self.patterns.offline_buzzer)
 
     def set_fault(self, fault: bool) -> None:
+        self._set_state("fault", fault, self.patterns.fault_buzzer)
+
+    def _set_state(self, name: str, on: bool, beep: Pattern) -> None:
+        """Enter or leave a state (`offline`, `fault`): the lamp shows it while it lasts and
+        the buzzer beeps once on entering it."""
         with self._lock:
-            if fault == self.fault:
+            if on == getattr(self, name):
                 return
-            self.fault = fault
+            setattr(self, name, on)
             self._show_state()
-        if fault and self.buzzer is not None:
-            self.buzzer.flash(self.patterns.fault_buzzer)
+        if on and self.buzzer is not None:
+            self.buzzer.flash(beep)
 
     def _show_state(self) -> None:
         lamp = self.status or self.denied
