@@ -132,6 +132,10 @@ class IndicatorsSection:
     fault_led: Steady = opt((0.1, 0.1), "fault: [on_s, off_s] repeated while it lasts; on_s 0: off")
     fault_buzzer: Pattern = opt((1.0, 0.0, 1), "once when a fault begins: [on_s, off_s, count]; "
                                 "count 0: off")
+    lockdown_led: Steady = opt((0.5, 0.5), "lockdown (remote): [on_s, off_s] repeated while it "
+                               "lasts; on_s 0: off")
+    lockdown_buzzer: Pattern = opt((0.3, 0.2, 3), "once when a lockdown begins: [on_s, off_s, "
+                                   "count]; count 0: off")
 
 
 @dataclass(frozen=True)
@@ -171,6 +175,31 @@ class PolicySection:
 
 
 @dataclass(frozen=True)
+class MqttSection:
+    url: str = opt("", "broker: mqtts://host[:8883], or mqtt://host[:1883] on loopback only")
+    username: str | None = opt(None, "broker user (one per gate; the broker's ACL authorises)")
+    password_file: Path | None = opt(None, "file holding the broker password, one line")
+    ca_file: Path | None = opt(None, "CA bundle for the broker's certificate instead of the "
+                               "system's")
+    client_cert: Path | None = opt(None, "client certificate (PEM) instead of or with a password")
+    client_key: Path | None = opt(None, "client key (PEM, unencrypted)")
+    topic_prefix: str = opt("gate", "this gate's topics are {topic_prefix}/{[gate] id}/...")
+    discovery_prefix: str = opt("homeassistant", "Home Assistant's discovery prefix")
+    keepalive_s: int = opt(30, "MQTT keepalive; the broker sends the last will after 1.5x",
+                           min=5, max=3600)
+    command_max_age_s: float = opt(10.0, "a command whose ts differs from the gate's clock by "
+                                   "more is refused (replay); clocks must be NTP-synced",
+                                   min=1, max=300)
+    queue_size: int = opt(256, "updates waiting for the broker; more are dropped and counted",
+                          min=8, max=100000)
+
+
+@dataclass(frozen=True)
+class MetricsSection:
+    listen: str = opt("127.0.0.1:9108", "HOST:PORT of the Prometheus /metrics endpoint")
+
+
+@dataclass(frozen=True)
 class JournalSection:
     retention_days: float = opt(90.0, "events older than this are pruned once uploaded (all "
                                 "events when no [server] is set)", min=1, max=36500)
@@ -189,6 +218,8 @@ class Config:
     server: ServerSection | None = None
     policy: PolicySection = field(default_factory=PolicySection)
     journal: JournalSection = field(default_factory=JournalSection)
+    mqtt: MqttSection | None = None
+    metrics: MetricsSection | None = None
     source_path: Path | None = None
 
     @property
@@ -202,6 +233,10 @@ class Config:
     @property
     def status_path(self) -> Path:
         return self.gate.state_dir / "status.json"
+
+    @property
+    def lockdown_path(self) -> Path:
+        return self.gate.state_dir / "lockdown.json"
 
 
 SECTIONS: dict[str, Any] = {f.name: f.type for f in dataclasses.fields(Config)
@@ -348,7 +383,70 @@ def _cross_checks(cfg: Config, path: Path) -> list[str]:
         if cfg.server.client_key is not None and cfg.server.client_cert is None:
             problems.append(f"{path}: [server] client_key: set client_cert too (the key alone "
                             "proves nothing)")
+    if cfg.mqtt is not None:
+        problems.extend(f"{path}: [mqtt] {p}" for p in check_mqtt(cfg.mqtt))
+    if cfg.metrics is not None:
+        try:
+            parse_listen(cfg.metrics.listen)
+        except ValueError as exc:
+            problems.append(f"{path}: [metrics] listen: {exc}")
     return problems
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def broker_address(url: str) -> tuple[str, int, bool]:
+    """(host, port, tls) of an [mqtt] url; ValueError names what is wrong."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"not a valid URL: {exc}") from None
+    host = parts.hostname
+    if not host or parts.path not in ("", "/") or parts.query or parts.username:
+        raise ValueError(f"must be mqtts://host[:port], got {url!r}")
+    if parts.scheme == "mqtts":
+        return host, port or 8883, True
+    if parts.scheme == "mqtt":
+        if not _is_loopback(host):
+            raise ValueError(f"plain mqtt:// is allowed only for a loopback address, got {url!r}")
+        return host, port or 1883, False
+    raise ValueError(f"must be an mqtts:// URL, got {url!r}")
+
+
+def check_mqtt(m: MqttSection) -> list[str]:
+    problems = []
+    try:
+        broker_address(m.url)
+    except ValueError as exc:
+        problems.append(f"url: {exc}")
+    if m.password_file is not None and m.username is None:
+        problems.append("password_file: set username too")
+    if (m.client_key is None) != (m.client_cert is None):
+        problems.append("client_cert, client_key: set both or neither")
+    for key in ("topic_prefix", "discovery_prefix"):
+        value = getattr(m, key)
+        if not value or any(c in value for c in "+#\0") or value.startswith("/"):
+            problems.append(f"{key}: must be a plain topic (no + # or leading /), got {value!r}")
+    return problems
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """HOST:PORT (IPv6 as [::1]:PORT) -> (host, port)."""
+    host, sep, port = listen.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"must be HOST:PORT, e.g. 127.0.0.1:9108, got {listen!r}")
+    return host, int(port)
 
 
 LEGACY_INDICATOR_KEYS = ("granted_led_pin", "denied_led_pin", "buzzer_pin")

@@ -102,6 +102,7 @@ class Indicators:
         self._lock = threading.Lock()
         self.offline = False
         self.fault = False
+        self.lockdown = False
         self._door_released = False
 
     @classmethod
@@ -152,6 +153,9 @@ class Indicators:
     def set_fault(self, fault: bool) -> None:
         self._set_state("fault", fault, self.patterns.fault_buzzer)
 
+    def set_lockdown(self, on: bool) -> None:
+        self._set_state("lockdown", on, self.patterns.lockdown_buzzer)
+
     def _set_state(self, name: str, on: bool, beep: Pattern) -> None:
         """Enter or leave a state (`offline`, `fault`): the lamp shows it while it lasts and
         the buzzer beeps once on entering it."""
@@ -168,7 +172,8 @@ class Indicators:
         if lamp is None:
             return
         p = self.patterns
-        lamp.set_base(p.fault_led if self.fault else p.offline_led if self.offline else False)
+        lamp.set_base(p.fault_led if self.fault else p.lockdown_led if self.lockdown
+                      else p.offline_led if self.offline else False)
 
     def reconfigure(self, patterns: IndicatorsSection) -> None:
         """New patterns (SIGHUP); pins and levels change only with a restart."""

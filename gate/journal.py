@@ -4,13 +4,16 @@ outbox for upload. Each event is committed (fsync) before `record` returns."""
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
+
+log = logging.getLogger(__name__)
 
 EventKind = Literal["decision", "door", "alarm", "system"]
 
@@ -55,6 +58,12 @@ class Journal:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # WAL+FULL: a commit survives power loss
         self._db.executescript(SCHEMA)
+        self._subscribers: list[Callable[[dict[str, Any]], None]] = []
+
+    def subscribe(self, subscriber: Callable[[dict[str, Any]], None]) -> None:
+        """Call `subscriber(event)` after each event is committed, on the recording thread:
+        it must not block (metrics, MQTT queue); an exception in it is logged, not raised."""
+        self._subscribers.append(subscriber)
 
     def record(self, kind: EventKind, **fields: Any) -> dict[str, Any]:
         """Append one event and return it as `gate journal --json` prints it."""
@@ -64,7 +73,19 @@ class Journal:
         with self._lock:
             self._db.execute("INSERT INTO events (id, at, kind, body) VALUES (?, ?, ?, ?)",
                              (event["id"], event["at"], kind, body))
+        for subscriber in self._subscribers:  # after the commit: the event is safe already
+            try:
+                subscriber(event)
+            except Exception:
+                log.exception("journal: a subscriber failed on a %s event", kind)
         return event
+
+    def pending_count(self) -> int:
+        """How many events wait for upload (the outbox)."""
+        with self._lock:
+            (n,) = self._db.execute(
+                "SELECT COUNT(*) FROM events WHERE uploaded_at IS NULL").fetchone()
+        return int(n)
 
     def events(self, since: str | None = None, kind: str | None = None) -> Iterator[dict[str, Any]]:
         """Events in the order they were recorded; `since` is an RFC 3339 UTC time."""
