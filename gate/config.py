@@ -406,6 +406,8 @@ def broker_address(url: str) -> tuple[str, int, bool]:
     """(host, port, tls) of an [mqtt] url; ValueError names what is wrong."""
     from urllib.parse import urlsplit
 
+    if not url:
+        raise ValueError("required when [mqtt] is present")
     try:
         parts = urlsplit(url)
         port = parts.port

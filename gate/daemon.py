@@ -18,21 +18,25 @@ from gpiozero.pins import Factory
 
 from .camera import Frame, FrameSource, open_source
 from .central import ServerClient, read_token
-from .config import Config, ConfigError, load_config
+from .config import Config, ConfigError, broker_address, load_config, parse_listen
 from .credentials import CredentialStore
 from .door import Door
 from .errors import AllowlistError, CameraStalled, GateError
 from .indicators import Indicators
 from .doorio import DoorIO
 from .inputs import StaffCheck
+from .fleet.bus import BrokerSettings, FleetBus
+from .fleet.remote import RemoteControl
 from .journal import Journal, utc_now
 from .listwatch import ListWatcher
+from .metrics import GateMetrics, Readings
 from .notify import sd_notify, watchdog_interval
 from .pins import claim_relay, make_pin_factory
 from .scanner import Presentation, Scanner
 from .status import FrameRate, StatusWriter
 from .sync import CredentialSync, EventUploader, JournalPruner
 from .verify import build_chain
+from .verify.lockdown import Lockdown, LockdownChain
 from .verify.online import LAST_SYNC_KEY, OnlineVerifier
 from .worker import Worker
 
@@ -80,11 +84,18 @@ class Gate:
         parts.callback(relay.close)
         self.journal = Journal(cfg.journal_path, cfg.gate.id)
         parts.callback(self.journal.close)
+        self.metrics: GateMetrics | None = None
+        if cfg.metrics is not None:  # counts from the first event on
+            self.metrics = GateMetrics(cfg.gate.id)
+            self.journal.subscribe(self.metrics.observe)
+        self.fleet: FleetBus | None = None
+        self.lockdown = Lockdown(cfg.lockdown_path)
         parts.callback(self._write_final_status)  # after the door below is locked and closed
         self.door = Door(relay, on_change=self._door_changed)
         parts.callback(self.door.close)
         self.indicators = Indicators.from_config(cfg, pin_factory=factory)
         parts.callback(self.indicators.close)
+        self.indicators.set_lockdown(self.lockdown.on)
         self.faults: set[str] = set()
         self.last_decision: dict[str, Any] | None = None
         self.started_at = utc_now()
@@ -107,10 +118,68 @@ class Gate:
         for worker in self.workers:
             worker.start()
             parts.callback(worker.close)
-        self.chain = build_chain(cfg, self.store, self.online)
+        self.chain = LockdownChain(build_chain(cfg, self.store, self.online), self.lockdown)
         self.scanner = Scanner.from_config(cfg.decoder)
         self.source: FrameSource = open_source(cfg.camera, self.stop)
         parts.callback(self.source.close)
+        self._build_fleet(cfg)
+
+    def _build_fleet(self, cfg: Config) -> None:
+        """MQTT and metrics last: off the door path, and only once the door can decide."""
+        if cfg.mqtt is not None:
+            m = cfg.mqtt
+            host, port, tls = broker_address(m.url)
+            password = read_token(m.password_file) if m.password_file is not None else None
+            settings = BrokerSettings(
+                host=host, port=port, tls=tls, username=m.username, password=password,
+                ca_file=m.ca_file, client_cert=m.client_cert, client_key=m.client_key,
+                topic_prefix=m.topic_prefix, discovery_prefix=m.discovery_prefix,
+                keepalive_s=m.keepalive_s, command_max_age_s=m.command_max_age_s,
+                queue_size=m.queue_size)
+            sync = getattr(self, "sync", None)
+            remote = RemoteControl(
+                self.door, self.journal, self.lockdown, lambda: self.cfg.door.open_s,
+                self._lockdown_changed,
+                sync.trigger if sync is not None else self.list_watcher.trigger)
+            self.fleet = FleetBus(settings, cfg.gate.id, cfg.server is not None, remote,
+                                  self.metrics.count_mqtt if self.metrics else None)
+            self.journal.subscribe(self.fleet.observe)
+            self.fleet.observe_status(self._fleet_status())
+            self.fleet.start()
+            self._parts.callback(self.fleet.close)
+        if self.metrics is not None and cfg.metrics is not None:
+            fleet = self.fleet
+            self.metrics.bind(Readings(
+                server_reachable=lambda: _num(self._server_reachable()),
+                cache_age_s=self._cache_age_s,
+                outbox_size=(self.journal.pending_count if cfg.server is not None
+                             else lambda: None),
+                # The uploader keeps no dead letters yet: NaN, not a made-up zero.
+                dead_letters=lambda: getattr(getattr(self, "uploader", None), "dead_letters",
+                                             None),
+                mqtt_connected=(lambda: float(fleet.connected)) if fleet else lambda: None))
+            host, port = parse_listen(cfg.metrics.listen)
+            bound = self.metrics.serve(host, port)
+            self._parts.callback(self.metrics.close)
+            log.info("metrics: http://%s:%d/metrics", host, bound)
+
+    def _lockdown_changed(self, on: bool) -> None:
+        self.indicators.set_lockdown(on)
+        if self.fleet is not None:
+            self.fleet.observe_status({"lockdown": on})
+
+    def _cache_age_s(self) -> float | None:
+        if self.cfg.server is None:
+            return None
+        value = self.store.get_meta(LAST_SYNC_KEY)
+        try:
+            return None if value is None else max(0.0, time.time() - float(value))
+        except ValueError:
+            return None
+
+    def _fleet_status(self) -> dict[str, Any]:
+        return {"server_reachable": self._server_reachable(),
+                "cache_age_s": self._cache_age_s(), "lockdown": self.lockdown.on}
 
     def _build_server_parts(self, cfg: Config) -> None:
         """Online verifier, credential sync and journal upload; each its own client, since a
@@ -149,7 +218,12 @@ class Gate:
                 if self._workers_alive():  # a dead worker starves the watchdog: restart
                     sd_notify("WATCHDOG=1")
                     last_ping = time.monotonic()
-            for presentation in self.scanner.scan(frame):
+            scan_started = time.perf_counter()
+            presentations = self.scanner.scan(frame)
+            if self.metrics is not None:
+                self.metrics.frames.inc()
+                self.metrics.decode_seconds.observe(time.perf_counter() - scan_started)
+            for presentation in presentations:
                 self._decide_guarded(presentation)
             self._tick(frame)
             if self.reload_requested.is_set():
@@ -297,6 +371,8 @@ class Gate:
         except Exception:
             log.exception("status: building the snapshot failed")
             return
+        if self.fleet is not None:
+            self.fleet.observe_status(self._fleet_status())
         writer = self.status_writer
         if force:
             writer.write(snapshot)
@@ -320,7 +396,7 @@ class Gate:
             log.error("reload refused, keeping the running config:\n%s", exc)
             self.journal.record("system", event="reload_failed", problems=len(exc.problems))
             return
-        for section in ("camera", "gpio", "gate", "server", "journal"):
+        for section in ("camera", "gpio", "gate", "server", "journal", "mqtt", "metrics"):
             if getattr(new, section) != getattr(self.cfg, section):
                 log.warning("reload: [%s] changed; it takes effect after a restart", section)
         if any(getattr(new.door, k) != getattr(self.cfg.door, k) for k in HARDWARE_KEYS["door"]):
@@ -332,20 +408,25 @@ class Gate:
         old = self.cfg
         self.cfg = dataclasses.replace(
             new, camera=old.camera, gpio=old.gpio, gate=old.gate, server=old.server,
-            journal=old.journal, door=_keep(new.door, old.door, HARDWARE_KEYS["door"]),
+            journal=old.journal, mqtt=old.mqtt, metrics=old.metrics, door=_keep(new.door, old.door, HARDWARE_KEYS["door"]),
             inputs=_keep(new.inputs, old.inputs, HARDWARE_KEYS["inputs"]),
             indicators=_keep(new.indicators, old.indicators, HARDWARE_KEYS["indicators"]))
         self.scanner.reconfigure(new.decoder)
         self.list_watcher.retarget(new.list.path, new.list.watch_interval_s)
         if self.online is not None:
             self.online.status_map = self.cfg.policy.status
-        self.chain = build_chain(self.cfg, self.store, self.online)
+        self.chain = LockdownChain(build_chain(self.cfg, self.store, self.online),
+                                   self.lockdown)
         self.journal.record("system", event="reloaded")
         log.info("reloaded %s", path)
 
     def close(self) -> None:
         """Lock the door and release every part; runs on every exit path."""
         self._parts.close()
+
+
+def _num(value: bool | None) -> float | None:
+    return None if value is None else float(value)
 
 
 def run_daemon(config_path: Path, pin_factory: Factory | None = None) -> int:

@@ -19,6 +19,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from .commands import Command, Refused, ReplayGuard, parse_command
 from .discovery import (JAMMED, LOCKED, OFFLINE, ONLINE, UNLOCKED, Topics,
@@ -176,11 +177,18 @@ class FleetBus:
             self._publish_lock_and_door()
 
     def _apply_status(self, snap: dict[str, Any]) -> None:
-        synced = snap.get("cache_age_s")
+        """Keys present in `snap` replace the published ones (others stay)."""
         with self._lock:
-            self._state["server_reachable"] = snap.get("server_reachable")
-            self._state["cache_age_s"] = synced if isinstance(synced, (int, float)) else None
-            self._state["lockdown"] = bool(snap.get("lockdown"))
+            if "server_reachable" in snap:
+                reachable = snap["server_reachable"]
+                self._state["server_reachable"] = reachable if isinstance(reachable,
+                                                                          bool) else None
+            if "cache_age_s" in snap:
+                age = snap["cache_age_s"]
+                self._state["cache_age_s"] = (round(age, 1) if isinstance(age, (int, float))
+                                              else None)
+            if "lockdown" in snap:
+                self._state["lockdown"] = bool(snap["lockdown"])
         self._publish_state()
 
     def _publish_lock_and_door(self) -> None:
@@ -214,7 +222,7 @@ class FleetBus:
         log.info("mqtt: connected to %s:%d", self.settings.host, self.settings.port)
         self.connected = True
         # Retained commands and retain-as-published: a retained command is visible as such.
-        options = mqtt.SubscribeOptions(qos=1, retainAsPublished=True)
+        options = SubscribeOptions(qos=1, retainAsPublished=True)
         client.subscribe(self.topics.command, options=options)
         for topic, payload in discovery_messages(self.gate_id, self.topics,
                                                  self.settings.discovery_prefix,
@@ -233,7 +241,7 @@ class FleetBus:
     def _on_message(self, _client: mqtt.Client, _userdata: Any,
                     msg: mqtt.MQTTMessage) -> None:
         try:
-            command = parse_command(msg.payload)
+            command = parse_command(bytes(msg.payload))
             self.guard.admit(command, retained=bool(msg.retain))
         except Refused as exc:
             log.warning("mqtt: command refused (%s)", exc.reason)  # never the payload

@@ -71,7 +71,7 @@ def parse_command(payload: bytes) -> Command:
         raise Refused("bad_field")
     if not isinstance(cid, str) or not ID_RE.match(cid):
         raise Refused("bad_field")
-    if type(ts) not in (int, float) or not math.isfinite(ts):
+    if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not math.isfinite(ts):
         raise Refused("bad_field")
     if cmd not in COMMANDS:
         raise Refused("bad_field")
