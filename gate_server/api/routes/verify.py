@@ -1,0 +1,46 @@
+"""POST /v1/verify: the online decision for one scan, rate-limited per gate."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from ...services import events, verify
+from ..deps import BodyDep, GateDep, SessionDep
+from ..schemas import BadBody, VerifyIn, field_errors, parse_object
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+
+@router.post("/v1/verify")
+def post_verify(request: Request, gate: GateDep, raw: BodyDep,
+                session: SessionDep) -> JSONResponse:
+    state = request.app.state
+    wait = state.buckets.take(gate.id)
+    if wait > 0:
+        if state.buckets.should_alarm(gate.id, state.settings.rate.alarm_interval_s):
+            events.alarm(session, gate.id, "verify_flood", state.settings.clock())
+            session.commit()
+        raise HTTPException(429, "too many verifications from this gate",
+                            headers={"Retry-After": str(max(1, math.ceil(wait)))})
+    try:
+        body = VerifyIn.model_validate(parse_object(raw))
+    except ValidationError as exc:
+        raise HTTPException(422, field_errors(exc)) from None
+    except BadBody as exc:
+        raise HTTPException(400, str(exc)) from None
+    if body.gate != gate.id:
+        raise HTTPException(403, "gate: this token belongs to another gate")
+    try:
+        code = body.payload()
+    except BadBody as exc:
+        raise HTTPException(400, str(exc)) from None
+    verdict = verify.decide(session, gate, code, state.settings.clock())
+    log.info("verify at gate %s: %s (%s) pass %s", gate.id, verdict.decision, verdict.reason,
+             verdict.credential_id or "-")
+    return JSONResponse(verdict.to_json(), headers={"Cache-Control": "no-store"})

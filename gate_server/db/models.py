@@ -1,0 +1,94 @@
+"""The data model: sites, gates, passes (credentials), events, admins, server settings.
+
+Codes and tokens are never stored in clear: passes keep the SHA-256 of their code and of
+their page token, gates the SHA-256 of their bearer token.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer,
+                        String, Text)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAME_LEN = 128
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ServerSetting(Base):
+    __tablename__ = "server_settings"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class Site(Base):
+    __tablename__ = "sites"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(NAME_LEN), unique=True)
+    # Bumped by every change to one of the site's passes; a pass row carries the revision
+    # of its last change, so a delta sync is "revision > cursor" on an index.
+    revision: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Deltas are complete only for cursors >= floor (older tombstones were purged).
+    floor: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Random per site: a cursor from another database (restore, reinstall) is not trusted.
+    epoch: Mapped[str] = mapped_column(String(32))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    capacity: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    limit_pct: Mapped[float | None] = mapped_column(Float, nullable=True)
+    headcount: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    occupancy: Mapped[str] = mapped_column(String(8), default="off")
+    anti_passback: Mapped[str] = mapped_column(String(8), default="off")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Gate(Base):
+    __tablename__ = "gates"
+    id: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)
+    direction: Mapped[str] = mapped_column(String(8), default="both")
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    software_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    cache_age_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class Pass(Base):
+    __tablename__ = "passes"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+    holder: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16), default="visitor")
+    valid_from: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    valid_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    open_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    code_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    page_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    revision: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (Index("passes_site_revision", "site_id", "revision"),)
+
+
+class Event(Base):
+    __tablename__ = "events"
+    n: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(256), unique=True)  # the idempotency key
+    gate_id: Mapped[str] = mapped_column(String(NAME_LEN), index=True)
+    at: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)  # the event exactly as the gate sent it (JSON)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Admin(Base):
+    __tablename__ = "admins"
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,62 @@
+"""The app factory: create_app(settings) builds engine, sessions and routes for one app."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .api.routes import credentials, events, health, verify
+from .core import security
+from .core.config import Settings
+from .core.ratelimit import TokenBuckets
+from .db.session import check_schema, make_engine, make_sessionmaker, transaction
+from .services.admin import bind_secret
+from .web import routes as web
+
+log = logging.getLogger(__name__)
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+async def _http_error(request: Request, exc: Any) -> JSONResponse:
+    return JSONResponse({"error": exc.detail}, status_code=exc.status_code,
+                        headers=getattr(exc, "headers", None))
+
+
+async def _validation_error(request: Request, exc: Any) -> JSONResponse:
+    # Query parameters only (bodies are validated in the routes); the input is not echoed.
+    parts = [".".join(str(p) for p in e["loc"]) + ": " + e["msg"] for e in exc.errors()]
+    return JSONResponse({"error": "; ".join(parts)}, status_code=422)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """One app with its own engine; refuses a database whose schema or secret does not match."""
+    engine = make_engine(settings.db_url)
+    try:
+        check_schema(engine)
+        secret = security.load_secret(settings.secret_file)
+        sessions = make_sessionmaker(engine)
+        with transaction(sessions) as session:
+            bind_secret(session, secret)
+    except Exception:
+        engine.dispose()
+        raise
+    app = FastAPI(title="gate-server", version="1", max_body_size=settings.max_body,
+                  docs_url=None, redoc_url=None)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = sessions
+    app.state.secret = secret
+    app.state.templates = Jinja2Templates(directory=str(TEMPLATES))
+    app.state.buckets = TokenBuckets(settings.rate.burst, settings.rate.per_s, settings.monotonic)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    for module in (verify, credentials, events, health, web):
+        app.include_router(module.router)
+    return app

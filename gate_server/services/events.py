@@ -1,0 +1,51 @@
+"""Event intake: idempotent by event id; an id already held for another gate is refused."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from ..core.timeutil import format_time
+from ..db.models import Event
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Intake:
+    accepted: list[str] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+
+
+def store(session: Session, gate_id: str, events: list[dict[str, Any]], now: datetime) -> list[str]:
+    """Insert the events (already validated) and return the ids held for this gate."""
+    if not events:
+        return []
+    ids = [e["id"] for e in events]
+    rows = [{"event_id": e["id"], "gate_id": gate_id, "at": e["at"], "kind": e["kind"],
+             "body": json.dumps(e, sort_keys=True, separators=(",", ":")), "received_at": now}
+            for e in events]
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    # ON CONFLICT DO NOTHING: a retried upload (lost reply) is a duplicate, not an error,
+    # and concurrent retries cannot fail each other.
+    session.execute(insert(Event).on_conflict_do_nothing(index_elements=["event_id"]), rows)
+    owners = dict(session.execute(select(Event.event_id, Event.gate_id)
+                                  .where(Event.event_id.in_(ids))).tuples().all())
+    return [i for i in ids if owners.get(i) == gate_id]
+
+
+def alarm(session: Session, gate_id: str, name: str, now: datetime, **detail: Any) -> None:
+    """A server-side alarm about a gate, stored among its events (kind "alarm")."""
+    event = {"id": f"srv-{secrets.token_hex(12)}", "at": format_time(now), "gate": gate_id,
+             "kind": "alarm", "alarm": name, "event": "raised", "source": "server", **detail}
+    store(session, gate_id, [event], now)
+    log.warning("alarm %s for gate %s", name, gate_id)
