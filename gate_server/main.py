@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.templating import Jinja2Templates
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .api.routes import credentials, events, health, verify
@@ -35,8 +38,15 @@ async def _validation_error(request: Request, exc: Any) -> JSONResponse:
     return JSONResponse({"error": "; ".join(parts)}, status_code=422)
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """One app with its own engine; refuses a database whose schema or secret does not match."""
+@dataclass(frozen=True)
+class Database:
+    engine: Engine
+    sessions: sessionmaker[Session]
+    secret: bytes
+
+
+def open_database(settings: Settings) -> Database:
+    """Engine, sessions and pass secret; refuses a schema or a secret that does not match."""
     engine = make_engine(settings.db_url)
     try:
         check_schema(engine)
@@ -47,6 +57,13 @@ def create_app(settings: Settings) -> FastAPI:
     except Exception:
         engine.dispose()
         raise
+    return Database(engine, sessions, secret)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """One app with its own engine (disposed by the caller via app.state.engine)."""
+    db = open_database(settings)
+    engine, sessions, secret = db.engine, db.sessions, db.secret
     app = FastAPI(title="gate-server", version="1", max_body_size=settings.max_body,
                   docs_url=None, redoc_url=None)
     app.state.settings = settings

@@ -117,3 +117,8 @@ def bind_secret(session: Session, secret: bytes) -> None:
     elif not security.same_hash(row.value, check):
         raise security.SecretError("the pass secret file does not belong to this database "
                                    "(pass codes would not match); use the original file")
+
+
+def site_name(session: Session, site_id: int) -> str:
+    site = session.get(Site, site_id)
+    return site.name if site else ""
