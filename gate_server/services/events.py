@@ -38,8 +38,8 @@ def store(session: Session, gate_id: str, events: list[dict[str, Any]], now: dat
     # ON CONFLICT DO NOTHING: a retried upload (lost reply) is a duplicate, not an error,
     # and concurrent retries cannot fail each other.
     session.execute(insert(Event).on_conflict_do_nothing(index_elements=["event_id"]), rows)
-    owners = dict(session.execute(select(Event.event_id, Event.gate_id)
-                                  .where(Event.event_id.in_(ids))).tuples().all())
+    owners = {eid: gid for eid, gid in session.execute(
+        select(Event.event_id, Event.gate_id).where(Event.event_id.in_(ids)))}
     return [i for i in ids if owners.get(i) == gate_id]
 
 

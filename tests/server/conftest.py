@@ -8,7 +8,6 @@ import os
 import shutil
 import threading
 import time
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -43,6 +42,12 @@ class Clock:
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
         self.mono += seconds
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Starlette 1.10 prefers httpx2 for TestClient; httpx works and is what we install.
+    config.addinivalue_line("filterwarnings",
+                            "ignore:Using `httpx` with `starlette.testclient`")
 
 
 @pytest.fixture(scope="session")
@@ -155,12 +160,9 @@ def server(db_url: str, tmp_path: Path) -> Iterator[Server]:
 
 @pytest.fixture
 def client(server: Server) -> Iterator[Any]:
-    with warnings.catch_warnings():
-        # Starlette 1.10 prefers httpx2 for TestClient; httpx works and is what we install.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from fastapi.testclient import TestClient
-        with TestClient(server.app) as c:
-            yield c
+    from fastapi.testclient import TestClient
+    with TestClient(server.app) as c:
+        yield c
 
 
 @dataclass
