@@ -198,13 +198,26 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_relay_off(args: argparse.Namespace) -> int:
-    from .pins import claim_relay, make_pin_factory
+    """The stop path's lock (ExecStopPost=): it reads only the relay's wiring, leniently, so
+    a config broken anywhere else (or in those keys: then the defaults, said on stderr)
+    still gets the relay locked. Exit 0 locked, 1 the relay could not be driven."""
+    from .pins import claim_relay_pin, make_pin_factory, read_relay_wiring
 
-    cfg = load_config(args.config)
-    relay = claim_relay(cfg, make_pin_factory(cfg.gpio.pin_factory))  # claimed = driven locked
-    relay.off()
-    relay.close()
-    print(f"relay on pin {cfg.door.relay_pin}: locked")
+    wiring, warnings = read_relay_wiring(args.config)
+    for warning in warnings:
+        print(f"relay-off: warning: {warning}", file=sys.stderr)
+    try:
+        factory = make_pin_factory(wiring.pin_factory)
+    except GateError as exc:  # the named driver is missing: let gpiozero pick one
+        print(f"relay-off: warning: {exc}; trying gpiozero's default", file=sys.stderr)
+        factory = make_pin_factory("default")
+    relay = claim_relay_pin(wiring.relay_pin, wiring.relay_active_high, factory)
+    try:
+        relay.off()  # claimed is already locked; once more, for a line left released
+    finally:
+        relay.close()
+    polarity = "active-high" if wiring.relay_active_high else "active-low"
+    print(f"relay on pin {wiring.relay_pin}: locked ({polarity})")
     return 0
 
 

@@ -74,7 +74,10 @@ class GpioSection:
 class DoorSection:
     relay_pin: int = opt(17, "BCM number of the relay output", min=0, max=53)
     relay_active_high: bool = opt(True, "false for relay boards that switch on a LOW line")
-    open_s: float = opt(4.0, "how long a grant releases the door", min=0.1, max=600)
+    open_s: float = opt(4.0, "how long a grant releases the door (at most max_open_s)",
+                        min=0.1, max=600)
+    max_open_s: float = opt(30.0, "the longest any release may last: caps a server's open_s "
+                            "and bounds open_s", min=0.1, max=600)
     granted_led_pin: int | None = opt(None, "optional green LED (BCM); same as [indicators] "
                                       "granted_led_pin, set it in one place", min=0, max=53)
     denied_led_pin: int | None = opt(None, "optional red LED (BCM); same as [indicators] "
@@ -203,6 +206,9 @@ class MetricsSection:
 class JournalSection:
     retention_days: float = opt(90.0, "events older than this are pruned once uploaded (all "
                                 "events when no [server] is set)", min=1, max=36500)
+    on_write_error: Literal["deny", "grant_unrecorded"] = opt(
+        "deny", "a decision that cannot be journaled (disk full, I/O error): deny it (no "
+        "opening goes unrecorded) or grant_unrecorded (open anyway); either way a fault shows")
 
 
 @dataclass(frozen=True)
@@ -378,6 +384,9 @@ def _cross_checks(cfg: Config, path: Path) -> list[str]:
             problems.append(f"{path}: {where}: pin {pin} is already used by {seen[pin]}")
         seen.setdefault(pin, where)
     problems.extend(_check_patterns(cfg.indicators, path))
+    if cfg.door.open_s > cfg.door.max_open_s:
+        problems.append(f"{path}: [door] open_s: must be <= [door] max_open_s "
+                        f"({cfg.door.max_open_s}), got {cfg.door.open_s}")
     if cfg.server is not None:
         problems.extend(_check_server_url(cfg.server.url, path))
         if cfg.server.client_key is not None and cfg.server.client_cert is None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 import os
 import signal
 import threading
@@ -21,13 +22,13 @@ from .central import ServerClient, read_token
 from .config import Config, ConfigError, broker_address, load_config, parse_listen
 from .credentials import CredentialStore
 from .door import Door
-from .errors import AllowlistError, CameraStalled, GateError
+from .errors import AllowlistError, CameraStalled, GateError, JournalError, RelayFault
 from .indicators import Indicators
 from .doorio import DoorIO
 from .inputs import StaffCheck
 from .fleet.bus import BrokerSettings, FleetBus
 from .fleet.remote import RemoteControl
-from .journal import Journal, utc_now
+from .journal import EventKind, Journal, utc_now
 from .listwatch import ListWatcher
 from .metrics import GateMetrics, Readings
 from .notify import sd_notify, watchdog_interval
@@ -91,12 +92,16 @@ class Gate:
         self.fleet: FleetBus | None = None
         self.lockdown = Lockdown(cfg.lockdown_path)
         parts.callback(self._write_final_status)  # after the door below is locked and closed
-        self.door = Door(relay, on_change=self._door_changed)
+        self.faults: set[str] = set()
+        self._faults_lock = threading.Lock()  # the loop, the door timer and GPIO threads
+        self.online: OnlineVerifier | None = None  # set before any status is built
+        self.door = Door(relay, on_change=self._door_changed, on_fault=self._relay_fault)
         parts.callback(self.door.close)
         self.indicators = Indicators.from_config(cfg, pin_factory=factory)
         parts.callback(self.indicators.close)
         self.indicators.set_lockdown(self.lockdown.on)
-        self.faults: set[str] = set()
+        if self.door.failed is not None:  # a retried lock at start failed for good
+            raise RelayFault(self.door.failed)
         self.last_decision: dict[str, Any] | None = None
         self.started_at = utc_now()
         self.frame_rate = FrameRate()
@@ -110,7 +115,6 @@ class Gate:
         self.list_watcher.load_now()  # a missing or broken list stops us here, relay locked
         self.list_watcher.start()
         parts.callback(self.list_watcher.close)
-        self.online: OnlineVerifier | None = None
         self.workers: list[Worker] = [JournalPruner(self.journal, cfg.journal.retention_days,
                                                     uploaded_only=cfg.server is not None)]
         if cfg.server is not None:
@@ -210,7 +214,7 @@ class Gate:
         sd_notify("READY=1", f"STATUS=scanning ({self.cfg.camera.source} camera)")
         ping_every = watchdog_interval()
         last_ping = 0.0
-        while not self.stop.is_set():
+        while not self.stop.is_set() and self.door.failed is None:
             frame = self.source.read()
             if frame is None:
                 break
@@ -229,32 +233,88 @@ class Gate:
             if self.reload_requested.is_set():
                 self.reload_requested.clear()
                 self.reload()
-        reason = "signal" if self.stop.is_set() else "end of frames"
         sd_notify("STOPPING=1")
-        self.journal.record("system", event="stopped", reason=reason)
+        if self.door.failed is not None:  # systemd restarts us; ExecStopPost locks the line
+            self._record("system", event="stopped", reason="relay_fault")
+            raise RelayFault(f"the relay could not be locked ({self.door.failed}); exiting so "
+                             "that systemd restarts the gate")
+        reason = "signal" if self.stop.is_set() else "end of frames"
+        self._record("system", event="stopped", reason=reason)
         log.info("gate stopping (%s)", reason)
         return EXIT_OK
 
     def _decide(self, p: Presentation) -> None:
+        """Decide, journal (committed), then move the relay: no opening goes unrecorded
+        unless [journal] on_write_error = "grant_unrecorded" says so."""
         decision = self.chain.check(p.code.sha256, p.code.data, time.time())
-        open_s = decision.open_s or self.cfg.door.open_s
-        if decision.granted:
-            self.door.release(open_s)
-        latency_ms = (time.monotonic_ns() - p.frame.ts_ns) / 1e6  # capture -> relay command
-        self.indicators.show(decision.verdict, open_s)
-        self.journal.record(
+        open_s = self._open_s(decision.open_s)
+        latency_ms = (time.monotonic_ns() - p.frame.ts_ns) / 1e6  # capture -> decision
+        recorded = self._record(
             "decision", verdict=decision.verdict, reason=decision.reason, source=decision.source,
             label=decision.label, credential_id=decision.credential_id,
             code_sha256=p.code.sha256, latency_ms=round(latency_ms, 2))
-        log.info("decision: %s (%s) label=%r source=%s code=%s… latency=%.1fms",
-                 decision.verdict, decision.reason, decision.label, decision.source,
-                 p.code.sha256[:12], latency_ms)
-        self._decided(decision.verdict, decision.reason, decision.source, decision.label)
+        verdict, reason = decision.verdict, decision.reason
+        if decision.granted and self._may_open(recorded):
+            self.door.release(open_s)
+        elif decision.granted:
+            verdict, reason = "deny", "journal_error"
+        self.indicators.show(verdict, open_s)
+        log.info("decision: %s (%s) label=%r source=%s code=%s… latency=%.1fms%s",
+                 verdict, reason, decision.label, decision.source, p.code.sha256[:12],
+                 latency_ms, "" if recorded else " NOT JOURNALED")
+        self._decided(verdict, reason, decision.source, decision.label)
         if decision.verdict == "staff":
             self.door_io.offer_staff(StaffCheck(p.code.sha256, decision.label,
                                               decision.credential_id, decision.reason,
                                               decision.source, open_s))
         self._write_status()
+
+    def _open_s(self, asked: float | None) -> float:
+        """The server's open_s if it is a sane number, capped by [door] max_open_s; else the
+        configured open_s."""
+        door = self.cfg.door
+        if asked is None or not (isinstance(asked, (int, float)) and math.isfinite(asked)
+                                 and asked > 0):
+            return door.open_s
+        if asked > door.max_open_s:
+            log.warning("server asked to open for %.1f s; capped at [door] max_open_s = %.1f s",
+                        asked, door.max_open_s)
+            return door.max_open_s
+        return float(asked)
+
+    def _may_open(self, recorded: bool) -> bool:
+        if recorded:
+            return True
+        if self.cfg.journal.on_write_error == "grant_unrecorded":
+            log.error("journal unwritable: opening anyway ([journal] on_write_error = "
+                      "\"grant_unrecorded\"); this opening is not recorded")
+            return True
+        log.error("journal unwritable: denying, the door stays locked ([journal] "
+                  "on_write_error = \"deny\")")
+        return False
+
+    def _record(self, kind: EventKind, **fields: Any) -> bool:
+        """Journal one event; False (and the `journal` fault) if it could not be committed."""
+        try:
+            self.journal.record(kind, **fields)
+        except JournalError as exc:
+            log.error("%s", exc)
+            self._set_fault("journal", True)
+            return False
+        self._set_fault("journal", False)
+        return True
+
+    def _relay_fault(self, detail: str, recovered: bool) -> None:
+        """From the door (any thread): a relay write raised. Recovered: journaled, running on.
+        Not: the `relay` fault, and the frame loop ends (woken through `stop`)."""
+        log.error("relay fault: %s", detail)
+        self._record("system", event="error", where="relay", detail=detail,
+                     recovered=recovered)
+        if not recovered:
+            self._set_fault("relay", True)
+            if getattr(self, "status_writer", None) is not None:
+                self._write_status()
+            self.stop.set()
 
     def _door_changed(self, state: str) -> None:
         door_io: DoorIO | None = getattr(self, "door_io", None)
@@ -264,7 +324,7 @@ class Gate:
         indicators: Indicators | None = getattr(self, "indicators", None)
         if indicators is not None:
             indicators.door_changed(state == "unlocked")
-        self.journal.record("door", state=state)
+        self._record("door", state=state)
 
     def _workers_alive(self) -> bool:
         return (self.list_watcher.is_alive() and all(w.is_alive() for w in self.workers)
@@ -274,24 +334,30 @@ class Gate:
 
     def _input_grant(self, reason: str, source: str, open_s: float,
                      check: StaffCheck | None = None) -> None:
-        """A grant decided by a person at a button; runs on a GPIO callback thread."""
+        """A grant decided by a person at a button; runs on a GPIO callback thread. Journaled
+        before the relay moves, as a scanned code's."""
         started = time.monotonic_ns()
+        label = check.label if check else ""
         try:
-            self.door.release(open_s)
-            latency_ms = (time.monotonic_ns() - started) / 1e6
-            if check is not None:
-                self.indicators.show("grant", open_s)
             extra = {} if check is None else {"override_reason": check.reason,
                                                "override_source": check.source}
-            self.journal.record(
-                "decision", verdict="grant", reason=reason, source=source,
-                label=check.label if check else "",
+            recorded = self._record(
+                "decision", verdict="grant", reason=reason, source=source, label=label,
                 credential_id=check.credential_id if check else None,
                 code_sha256=check.code_sha256 if check else None,
-                latency_ms=round(latency_ms, 2), **extra)
-            log.info("decision: grant (%s) label=%r source=%s", reason,
-                     check.label if check else "", source)
-            self._decided("grant", reason, source, check.label if check else "")
+                latency_ms=round((time.monotonic_ns() - started) / 1e6, 2), **extra)
+            if not self._may_open(recorded):
+                if check is not None:
+                    self.indicators.show("deny", open_s)
+                self._decided("deny", "journal_error", source, label)
+                self._write_status()
+                return
+            self.door.release(open_s)
+            if check is not None:
+                self.indicators.show("grant", open_s)
+            log.info("decision: grant (%s) label=%r source=%s%s", reason, label, source,
+                     "" if recorded else " NOT JOURNALED")
+            self._decided("grant", reason, source, label)
         except Exception:
             log.exception("%s: handling the button failed", source)
             self._set_fault(source, True)
@@ -314,13 +380,17 @@ class Gate:
                               "label": label, "at": utc_now()}
 
     def _set_fault(self, name: str, on: bool) -> None:
-        if on == (name in self.faults):
-            return
-        if on:
-            self.faults.add(name)
-        else:
-            self.faults.discard(name)
-        self.indicators.set_fault(bool(self.faults))
+        with self._faults_lock:
+            if on == (name in self.faults):
+                return
+            if on:
+                self.faults.add(name)
+            else:
+                self.faults.discard(name)
+            any_fault = bool(self.faults)
+        indicators: Indicators | None = getattr(self, "indicators", None)
+        if indicators is not None:
+            indicators.set_fault(any_fault)
 
     def _tick(self, frame: Frame) -> None:
         """Per frame, cheap: count it; about once a second refresh offline and the status."""
@@ -357,7 +427,7 @@ class Gate:
         return {
             "gate": self.cfg.gate.id, "pid": os.getpid(), "started_at": self.started_at,
             "state": state or ("fault" if self.faults else "running"),
-            "faults": sorted(self.faults), "last_decision": self.last_decision,
+            "faults": sorted(set(self.faults)), "last_decision": self.last_decision,
             "door": {"relay": "locked" if relay.closed or not relay.is_active else "unlocked",
                      **monitor, "fail_mode": self.cfg.door.fail_mode},
             "server_reachable": self._server_reachable(),
@@ -453,7 +523,7 @@ def run_daemon(config_path: Path, pin_factory: Factory | None = None) -> int:
     signal.signal(signal.SIGHUP, on_hup)
     try:
         gate = Gate(cfg, stop, pin_factory)
-        return gate.run()
+        rc = gate.run()
     except (AllowlistError, ConfigError) as exc:
         log.error("%s", exc)
         return EXIT_CONFIG
@@ -469,3 +539,7 @@ def run_daemon(config_path: Path, pin_factory: Factory | None = None) -> int:
     finally:
         if gate is not None:
             gate.close()
+    if gate.door.failed is not None:  # the lock at close failed: let systemd restart us
+        log.error("the relay could not be locked at stop; exiting 1")
+        return EXIT_FAILURE
+    return rc

@@ -29,3 +29,12 @@ class DecoderUnavailable(GateError, RuntimeError):
 
 class AllowlistError(GateError, ValueError):
     """The allowlist file is missing, unreadable or has no usable header."""
+
+
+class RelayFault(GateError, RuntimeError):
+    """The relay could not be driven locked even after retries: the door's state is unknown,
+    so the daemon exits non-zero (systemd restarts it; `ExecStopPost=gate relay-off` locks)."""
+
+
+class JournalError(GateError, OSError):
+    """An event could not be committed to the journal (disk full, read-only, I/O error)."""

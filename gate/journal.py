@@ -13,6 +13,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
+from .errors import JournalError
+
 log = logging.getLogger(__name__)
 
 EventKind = Literal["decision", "door", "alarm", "system"]
@@ -66,13 +68,19 @@ class Journal:
         self._subscribers.append(subscriber)
 
     def record(self, kind: EventKind, **fields: Any) -> dict[str, Any]:
-        """Append one event and return it as `gate journal --json` prints it."""
+        """Append one event, committed and fsynced, and return it as `gate journal --json`
+        prints it; JournalError if it could not be committed (then it is not in the journal)."""
         event = {"id": str(uuid.uuid4()), "at": utc_now(), "gate": self.gate_id, "kind": kind,
                  **fields}
         body = json.dumps(event, separators=(",", ":"), sort_keys=False)
-        with self._lock:
-            self._db.execute("INSERT INTO events (id, at, kind, body) VALUES (?, ?, ?, ?)",
-                             (event["id"], event["at"], kind, body))
+        try:
+            with self._lock:
+                # autocommit: this one statement is its own transaction, fsynced (WAL, FULL)
+                # before execute returns; on error nothing is left half-open
+                self._db.execute("INSERT INTO events (id, at, kind, body) VALUES (?, ?, ?, ?)",
+                                 (event["id"], event["at"], kind, body))
+        except (sqlite3.Error, ValueError) as exc:  # full, read-only, I/O error, closed
+            raise JournalError(f"journal {self.path}: {kind} event not recorded: {exc}") from exc
         for subscriber in self._subscribers:  # after the commit: the event is safe already
             try:
                 subscriber(event)

@@ -152,7 +152,7 @@ def test_relay_is_released_locked_when_stopped_mid_pulse(tmp_path: Path,
                                                          restore_signals) -> None:
     from gatehelpers import ALICE
 
-    config = setup_config(tmp_path, [ALICE] * 2 + [None] * 30, door={"open_s": 60.0})
+    config = setup_config(tmp_path, [ALICE] * 2 + [None] * 30, door={"open_s": 30.0})
     factory = RecordingFactory()
     relay = factory.pin(RELAY)
 
