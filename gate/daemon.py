@@ -208,7 +208,7 @@ class Gate:
 
     def run(self) -> int:
         """Scan until stopped or the files camera ends; returns the exit code."""
-        self.journal.record("system", event="started", camera=self.cfg.camera.source)
+        self._record("system", event="started", camera=self.cfg.camera.source)
         log.info("gate %s running: camera=%s decoder=%s", self.cfg.gate.id,
                  self.cfg.camera.source, self.scanner.decoder.name)
         sd_notify("READY=1", f"STATUS=scanning ({self.cfg.camera.source} camera)")

@@ -1,0 +1,77 @@
+"""The decision is journaled before the relay moves: with the journal full (SQLite's own
+SQLITE_FULL), a grant is denied, the `journal` fault shows and the relay never moves; with
+[journal] on_write_error = "grant_unrecorded" the door opens and the fault shows. Exit-button
+grants follow the same rule."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from gate.errors import JournalError
+from gate.journal import Journal
+from gatehelpers import ALICE, running_gate, setup_config, states, wait_until
+from journalfull import fill_journal, unfill_journal
+
+RELAY, EXIT = 17, 6
+
+
+def test_journal_full_record_raises_journal_error_and_recovers(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.db", "g")
+    try:
+        journal.record("system", event="before")
+        fill_journal(journal)
+        with pytest.raises(JournalError, match="full"):
+            journal.record("decision", verdict="grant", reason="ok", source="list")
+        unfill_journal(journal)  # no transaction left open by the failure
+        journal.record("system", event="after")
+        assert [e["event"] for e in journal.events(kind="system")] == ["before", "after"]
+        assert list(journal.events(kind="decision")) == []
+    finally:
+        journal.close()
+
+
+def status_faults(tmp_path: Path) -> list[str]:
+    return list(json.loads((tmp_path / "state" / "status.json").read_text())["faults"])
+
+
+@pytest.mark.parametrize("policy", ["deny", "grant_unrecorded"])
+def test_journal_full_scanned_grant_follows_on_write_error(tmp_path: Path, policy: str) -> None:
+    config = setup_config(tmp_path, [None] * 2 + [ALICE] * 2 + [None] * 4,
+                          journal={"on_write_error": policy}, door={"open_s": 0.3})
+    factory = MockFactory()
+    relay = factory.pin(RELAY)
+    with running_gate(config, factory, prepare=lambda g: fill_journal(g.journal)) as gate:
+        decision = wait_until(lambda: gate.last_decision, what="a decision")
+        if policy == "deny":
+            assert decision["verdict"] == "deny" and decision["reason"] == "journal_error"
+            assert not any(states(relay)), f"the relay moved: {relay.states}"
+        else:
+            assert decision["verdict"] == "grant"
+            wait_until(lambda: any(states(relay)), what="the relay to release")
+        assert "journal" in gate.faults
+        wait_until(lambda: "journal" in status_faults(tmp_path), what="the fault in status")
+    with sqlite3.connect(tmp_path / "state" / "journal.db") as db:
+        decisions = db.execute("SELECT count(*) FROM events WHERE kind = 'decision'").fetchone()
+    assert decisions == (0,), "no decision could have been committed"
+
+
+def test_journal_full_exit_button_is_denied_and_the_relay_never_moves(tmp_path: Path) -> None:
+    config = setup_config(tmp_path, inputs={"exit_button_pin": EXIT, "bounce_s": 0})
+    factory = MockFactory()
+    relay = factory.pin(RELAY)
+    with running_gate(config, factory, prepare=lambda g: fill_journal(g.journal)) as gate:
+        factory.pin(EXIT).drive_low()
+        decision = wait_until(lambda: gate.last_decision, what="the button's decision")
+        assert decision["reason"] == "journal_error" and decision["source"] == "exit_button"
+        assert not any(states(relay)), f"the relay moved: {relay.states}"
+        assert "journal" in gate.faults
+        unfill_journal(gate.journal)  # space again: the next press opens, and is recorded
+        factory.pin(EXIT).drive_high()
+        factory.pin(EXIT).drive_low()
+        wait_until(lambda: any(states(relay)), what="the relay to release")
+        wait_until(lambda: "journal" not in gate.faults, what="the fault to clear")
