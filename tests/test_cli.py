@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import subprocess
+
+import pytest
 import sys
 from pathlib import Path
 
@@ -27,10 +29,42 @@ def test_cli_relay_off_claims_and_locks_the_relay(tmp_path: Path) -> None:
     assert "pin 17: locked" in result.stdout
 
 
-def test_cli_relay_off_refuses_a_bad_config(tmp_path: Path) -> None:
-    result = gate("relay-off", "--config", str(config(tmp_path, door={"relay_pin": 99})))
-    assert result.returncode == 2
-    assert "[door] relay_pin" in result.stderr
+BROKEN_ELSEWHERE = {
+    "unknown keys and a bad value elsewhere": (
+        '[gpio]\npin_factory = "mock"\n[door]\nrelay_pin = 22\nrelay_active_high = false\n'
+        'open_s = -5\nsparkle = true\n[nonsense]\nx = 1\n'),
+    "a TOML syntax error elsewhere": (
+        '[gate]\nid = "door\n[gpio]\npin_factory = "mock"  # comment\n[door]\n'
+        'relay_pin = 22\nrelay_active_high = false\n[camera]\nfps = = 3\n'),
+}
+
+
+@pytest.mark.parametrize("text", BROKEN_ELSEWHERE.values(), ids=BROKEN_ELSEWHERE.keys())
+def test_cli_relay_off_locks_with_a_config_broken_elsewhere(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "gate.toml"
+    path.write_text(text)
+    assert gate("check-config", "--config", str(path)).returncode == 2
+    result = gate("relay-off", "--config", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "relay on pin 22: locked (active-low)" in result.stdout
+
+
+def test_cli_relay_off_falls_back_to_defaults_for_unreadable_wiring_and_says_so(
+        tmp_path: Path) -> None:
+    path = tmp_path / "gate.toml"
+    path.write_text('[gpio]\npin_factory = "mock"\n[door]\nrelay_pin = 99\n'
+                    'relay_active_high = "no"\n')
+    result = gate("relay-off", "--config", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "relay on pin 17: locked (active-high)" in result.stdout
+    assert "[door] relay_pin: must be <= 53" in result.stderr
+    assert "[door] relay_active_high" in result.stderr and "default" in result.stderr
+
+
+def test_cli_relay_off_with_no_readable_config_uses_the_defaults(tmp_path: Path) -> None:
+    result = gate("relay-off", "--config", str(tmp_path / "missing.toml"))
+    assert "cannot read" in result.stderr  # default factory: no GPIO on a PC, exit 1
+    assert result.returncode in (0, 1)
 
 
 def test_cli_systemd_unit_locks_the_relay_after_every_stop() -> None:
