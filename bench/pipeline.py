@@ -14,8 +14,9 @@ dozen frames. The same frames go through
   with the default [decoder] keys, with either fast path off, and with both off.
 
 It prints the time per frame of each and their ratio to raw (target for the defaults <= 1.10),
-the capture-to-relay latency of the grants (the journal's latency_ms: from the frame's
-timestamp to the relay command, on the cache/list path; target p95 <= raw decode p95 + 2 ms),
+the capture-to-relay latency of the grants (from the frame's timestamp to the relay command,
+which now follows the decision's fsynced journal commit; on the cache/list path; target p95
+<= raw decode p95 + 2 ms) next to the journal's latency_ms (capture to decision),
 and the scanner's counters (frames decoded and skipped, second chances run and read).
 """
 
@@ -105,8 +106,23 @@ path = "{allow}"
 [decoder]
 {"".join(f'{k} = {str(v).lower()}{chr(10)}' for k, v in (decoder or {}).items())}''')
     gate = Gate(load_config(cfg_path), threading.Event())
+    relay_lat: list[float] = []
     try:
         gate.source = MemorySource(frames)
+        # The journal commit (fsync) now comes before the relay: time the relay command
+        # itself, from the capture of the frame being decided.
+        decide, release, current = gate._decide, gate.door.release, [0]
+
+        def timed_decide(p):  # type: ignore[no-untyped-def]
+            current[0] = p.frame.ts_ns
+            decide(p)
+
+        def timed_release(open_s: float) -> None:
+            relay_lat.append((time.monotonic_ns() - current[0]) / 1e6)
+            release(open_s)
+
+        gate._decide = timed_decide  # type: ignore[method-assign]
+        gate.door.release = timed_release  # type: ignore[method-assign]
         with quiet_gc():
             t0 = time.perf_counter()
             gate.run()
@@ -117,7 +133,15 @@ path = "{allow}"
     journal = Journal(state / "journal.db", "x")
     lat = [e["latency_ms"] for e in journal.events(kind="decision") if e["verdict"] == "grant"]
     journal.close()
-    return elapsed, lat, counters
+    LATENCIES[decoder_key(decoder)] = lat  # capture -> decision, as journaled
+    return elapsed, relay_lat, counters
+
+
+LATENCIES: dict[str, list[float]] = {}
+
+
+def decoder_key(decoder: dict[str, bool] | None) -> str:
+    return repr(sorted((decoder or {}).items()))
 
 
 def run_raw(frames: list[np.ndarray]) -> tuple[float, list[float]]:
@@ -145,6 +169,7 @@ def main(argv: list[str] | None = None) -> None:
         raw_best = float("inf")
         raw_per: list[float] = []
         best = {name: (float("inf"), [], {}) for name in VARIANTS}
+        decided: dict[str, list[float]] = {}
         for _ in range(rounds):  # interleaved, best of each: least disturbed by the machine
             r, per = run_raw(frames)
             if r < raw_best:
@@ -153,6 +178,7 @@ def main(argv: list[str] | None = None) -> None:
                 result = run_pipeline(frames, payloads, Path(tmp), keys)
                 if result[0] < best[name][0]:
                     best[name] = result
+                    decided[name] = LATENCIES[decoder_key(keys)]
     raw_p50, raw_p95 = ms(raw_per)
     rows = [["raw zxing-cpp, every frame", f"{raw_best / n * 1e3:.2f}", "1.00x", "-", "-"]]
     for name, (elapsed, _, counters) in best.items():
@@ -165,10 +191,13 @@ def main(argv: list[str] | None = None) -> None:
     _, lat, counters = best[default]
     if lat:
         lat_p50, lat_p95 = float(np.median(lat)), float(np.percentile(lat, 95))
+        dec = decided.get(default) or [0.0]
         print(table(["measure", "p50 ms", "p95 ms"],
                     [["raw decode, per frame", f"{raw_p50:.2f}", f"{raw_p95:.2f}"],
-                     [f"capture -> relay, {len(lat)} grants (defaults)", f"{lat_p50:.2f}",
-                      f"{lat_p95:.2f}"]]))
+                     [f"capture -> decision (journal latency_ms), {len(dec)} grants",
+                      f"{float(np.median(dec)):.2f}", f"{float(np.percentile(dec, 95)):.2f}"],
+                     [f"capture -> relay (after the fsynced commit), {len(lat)} grants",
+                      f"{lat_p50:.2f}", f"{lat_p95:.2f}"]]))
         print(f"target: capture->relay p95 <= raw decode p95 + 2 ms = {raw_p95 + 2:.2f} ms "
               f"({'met' if lat_p95 <= raw_p95 + 2 else 'NOT met'})")
     print(f"\n{len(payloads)} visits; grants journaled (defaults): {len(lat)}")
