@@ -94,7 +94,7 @@ def test_daemon_counts_a_code_again_after_it_left_the_view(tmp_path: Path) -> No
 
 
 def test_daemon_sigterm_mid_pulse_locks_and_exits_0(tmp_path: Path, gate_process) -> None:
-    config = setup(tmp_path, [ALICE] * 2 + [None] * 400, door={"open_s": 60.0})
+    config = setup(tmp_path, [ALICE] * 2 + [None] * 400, door={"open_s": 60.0, "max_open_s": 60.0})
     gate = gate_process(config)
     gate.wait_for(r"relay: unlocked")
     gate.signal(signal.SIGTERM)
