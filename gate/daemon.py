@@ -244,20 +244,23 @@ class Gate:
         return EXIT_OK
 
     def _decide(self, p: Presentation) -> None:
-        """Decide, journal (committed), then move the relay: no opening goes unrecorded
-        unless [journal] on_write_error = "grant_unrecorded" says so."""
+        """Decide, journal (committed), then move the relay, then fsync the journal: no
+        opening goes unrecorded unless [journal] on_write_error = "grant_unrecorded" says so,
+        and the fsync's cost does not delay the door."""
         decision = self.chain.check(p.code.sha256, p.code.data, time.time())
         open_s = self._open_s(decision.open_s)
         latency_ms = (time.monotonic_ns() - p.frame.ts_ns) / 1e6  # capture -> decision
         recorded = self._record(
-            "decision", verdict=decision.verdict, reason=decision.reason, source=decision.source,
-            label=decision.label, credential_id=decision.credential_id,
+            "decision", durable=False, verdict=decision.verdict, reason=decision.reason,
+            source=decision.source, label=decision.label, credential_id=decision.credential_id,
             code_sha256=p.code.sha256, latency_ms=round(latency_ms, 2))
         verdict, reason = decision.verdict, decision.reason
         if decision.granted and self._may_open(recorded):
             self.door.release(open_s)
         elif decision.granted:
             verdict, reason = "deny", "journal_error"
+        if recorded:
+            self._sync_journal()
         self.indicators.show(verdict, open_s)
         log.info("decision: %s (%s) label=%r source=%s code=%s… latency=%.1fms%s",
                  verdict, reason, decision.label, decision.source, p.code.sha256[:12],
@@ -293,16 +296,28 @@ class Gate:
                   "on_write_error = \"deny\")")
         return False
 
-    def _record(self, kind: EventKind, **fields: Any) -> bool:
-        """Journal one event; False (and the `journal` fault) if it could not be committed."""
+    def _record(self, kind: EventKind, *, durable: bool = True, **fields: Any) -> bool:
+        """Journal one event; False (and the `journal` fault) if it could not be committed.
+        `durable=False` commits without the fsync: call `_sync_journal` right after."""
         try:
-            self.journal.record(kind, **fields)
+            if durable:
+                self.journal.record(kind, **fields)
+            else:
+                self.journal.write(kind, **fields)
         except JournalError as exc:
             log.error("%s", exc)
             self._set_fault("journal", True)
             return False
         self._set_fault("journal", False)
         return True
+
+    def _sync_journal(self) -> None:
+        """fsync what `_record(durable=False)` committed; a failure is the `journal` fault."""
+        try:
+            self.journal.sync()
+        except JournalError as exc:
+            log.error("%s", exc)
+            self._set_fault("journal", True)
 
     def _relay_fault(self, detail: str, recovered: bool) -> None:
         """From the door (any thread): a relay write raised. Recovered: journaled, running on.

@@ -218,3 +218,54 @@ def test_journal_pruner_keeps_recent_events_and_the_outbox(journal: Journal) -> 
     journal.mark_uploaded([seq for seq, _ in journal.pending(10)])
     assert JournalPruner(journal, retention_days=30, uploaded_only=True).run_once() == 3600.0
     assert [e["event"] for e in journal.events()] == ["new"]
+
+
+# -- durability: which fsyncs happen, on which file ------------------------------------------
+
+def _fsyncs_of_wal(monkeypatch: pytest.MonkeyPatch, journal: Journal) -> list[int]:
+    """Record the inode of each file os.fsync is called on; return the live list."""
+    import os
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        synced.append(os.fstat(fd).st_ino)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    return synced
+
+
+def test_journal_record_fsyncs_the_wal_before_returning(
+        journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced = _fsyncs_of_wal(monkeypatch, journal)
+    journal.record("system", event="started")
+    wal = Path(f"{journal.path}-wal")
+    assert wal.stat().st_ino in synced  # the WAL file itself: what synchronous=FULL would sync
+
+
+def test_journal_write_commits_without_fsync_and_sync_makes_it_durable(
+        journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced = _fsyncs_of_wal(monkeypatch, journal)
+    event = journal.write("decision", verdict="grant")
+    # committed: another connection sees it at once (it survives this process dying) ...
+    with sqlite3.connect(journal.path) as other:
+        assert other.execute("SELECT id FROM events").fetchall() == [(event["id"],)]
+    assert synced == []  # ... but no fsync yet: the door path moves the relay first
+    journal.sync()
+    assert Path(f"{journal.path}-wal").stat().st_ino in synced
+
+
+def test_journal_sync_failure_is_a_journal_error(
+        journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from gate.errors import JournalError
+    journal.write("system", event="started")
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(JournalError, match="fsync failed"):
+        journal.sync()

@@ -75,3 +75,40 @@ def test_journal_full_exit_button_is_denied_and_the_relay_never_moves(tmp_path: 
         factory.pin(EXIT).drive_low()
         wait_until(lambda: any(states(relay)), what="the relay to release")
         wait_until(lambda: "journal" not in gate.faults, what="the fault to clear")
+
+
+def test_scanned_grant_is_committed_before_the_relay_and_fsynced_right_after(
+        tmp_path: Path) -> None:
+    """The order on the door path: commit the decision (no fsync), drive the relay, fsync.
+    The fsync's cost (milliseconds on an SD card) never sits between capture and relay."""
+    config = setup_config(tmp_path, [None] * 2 + [ALICE] * 2 + [None] * 4,
+                          door={"open_s": 0.3})
+    factory = MockFactory()
+    calls: list[str] = []
+
+    def instrument(gate) -> None:  # type: ignore[no-untyped-def]
+        journal, door = gate.journal, gate.door
+        write, sync, release = journal.write, journal.sync, door.release
+
+        def traced_write(kind, **fields):  # type: ignore[no-untyped-def]
+            calls.append(f"write {kind}")
+            return write(kind, **fields)
+
+        def traced_sync() -> None:
+            calls.append("sync")
+            sync()
+
+        def traced_release(open_s: float) -> None:
+            calls.append("release")
+            release(open_s)
+
+        journal.write, journal.sync = traced_write, traced_sync  # type: ignore[method-assign]
+        door.release = traced_release  # type: ignore[method-assign]
+
+    with running_gate(config, factory, prepare=instrument) as gate:
+        wait_until(lambda: gate.last_decision, what="a decision")
+        wait_until(lambda: "release" in calls and "sync" in calls[calls.index("release"):],
+                   what="the fsync after the release")
+    first = calls.index("write decision")
+    assert calls[first + 1] == "release", calls  # committed, then the relay at once
+    assert "sync" in calls[first + 2:], calls  # then durable
