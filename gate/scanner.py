@@ -26,18 +26,28 @@ class Presentation:
     frame: Frame
 
 
+LEAVE_MIN_FRAMES = 3  # a code missing from fewer examined frames has not left (misreads)
+
+
 @dataclass
 class _Sighting:
-    counted_ns: int  # when this code last counted as presented
-    seen_ns: int     # when it was last read at all
+    counted_ns: int | None  # capture time the repeat guard runs from; None: set on next frame
+    missing_since_ns: int | None = None  # first examined frame without it, since last seen
+    missed: int = 0                      # examined frames without it, since last seen
 
 
 class RepeatGuard:
     """Decides which codes read in a frame count as a new presentation.
 
-    A code counts when it first appears; again once it has left the view (unread for
-    `leave_s`, so a frame or two the decoder misses is not a departure) and come back;
+    A code counts when it first appears; again once it has left the view and come back;
     and again when `repeat_guard_s` has passed since it last counted.
+
+    Every time here is a capture time of a frame actually examined, never wall time across
+    the loop's own stalls: a decision that blocks the loop (a slow server) must not look like
+    the code being away or held long. So "left" means missing from at least
+    LEAVE_MIN_FRAMES examined frames whose capture times span `leave_s` (a frame or two the
+    decoder misses is no departure), and the repeat guard period starts at the first frame
+    examined after the one that counted (after the decision, however long it took).
     """
 
     def __init__(self, repeat_guard_s: float, leave_s: float) -> None:
@@ -46,19 +56,34 @@ class RepeatGuard:
         self._seen: dict[str, _Sighting] = {}
 
     def admit(self, codes: list[Code], ts_ns: int) -> list[Code]:
-        self._forget_departed(ts_ns)
+        present = {code.sha256 for code in codes}
+        for s in self._seen.values():
+            if s.counted_ns is None:  # this is the first frame examined after it counted
+                s.counted_ns = ts_ns
+        self._forget_departed(present, ts_ns)
         admitted = []
         for code in codes:
             s = self._seen.get(code.sha256)
-            if s is None or ts_ns - s.counted_ns >= self.repeat_guard_ns:
-                self._seen[code.sha256] = _Sighting(counted_ns=ts_ns, seen_ns=ts_ns)
+            if s is None or (s.counted_ns is not None
+                             and ts_ns - s.counted_ns >= self.repeat_guard_ns):
+                self._seen[code.sha256] = _Sighting(counted_ns=None)
                 admitted.append(code)
             else:
-                s.seen_ns = ts_ns
+                s.missing_since_ns, s.missed = None, 0
         return admitted
 
-    def _forget_departed(self, ts_ns: int) -> None:
-        for key in [k for k, s in self._seen.items() if ts_ns - s.seen_ns > self.leave_ns]:
+    def _forget_departed(self, present: set[str], ts_ns: int) -> None:
+        min_frames = LEAVE_MIN_FRAMES if self.leave_ns > 0 else 1
+        departed = []
+        for key, s in self._seen.items():
+            if key in present:
+                continue
+            if s.missing_since_ns is None:
+                s.missing_since_ns = ts_ns
+            s.missed += 1
+            if s.missed >= min_frames and ts_ns - s.missing_since_ns >= self.leave_ns:
+                departed.append(key)
+        for key in departed:
             del self._seen[key]
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from gate.camera import Frame
 from gate.decode import Code, make_decoder
-from gate.scanner import MAX_PAYLOAD_BYTES, RepeatGuard, Scanner
+from gate.scanner import LEAVE_MIN_FRAMES, MAX_PAYLOAD_BYTES, RepeatGuard, Scanner
 from qrimages import qr_frame
 
 S = 1_000_000_000  # ns per second
@@ -50,12 +50,38 @@ def test_repeat_guard_one_missed_frame_is_not_leaving() -> None:
     assert admitted_times(guard, timeline) == [(0, b"A")]
 
 
-def test_repeat_guard_leaving_means_unseen_for_more_than_leave_s() -> None:
-    leave = S // 2
+def test_repeat_guard_leaving_means_missing_from_examined_frames_for_leave_s() -> None:
     guard = RepeatGuard(repeat_guard_s=3.0, leave_s=0.5)
     assert guard.admit([code(b"A")], 0) != []
-    assert guard.admit([code(b"A")], leave) == []          # unseen exactly leave_s: still here
-    assert guard.admit([code(b"A")], 2 * leave + 1) != []  # unseen longer: it left, counts
+    for i in range(1, 8):  # missing from frames spanning 0.4 s: not yet gone
+        assert guard.admit([], i * FRAME) == []
+    assert guard.admit([code(b"A")], 8 * FRAME) == []
+    for i in range(9, 17):  # missing from 8 frames spanning 0.47 s: still here
+        guard.admit([], i * FRAME)
+    guard.admit([], 17 * FRAME)  # 9 frames spanning 0.53 s: gone
+    assert guard.admit([code(b"A")], 18 * FRAME) != []
+
+
+def test_repeat_guard_a_stall_between_frames_is_not_absence() -> None:
+    """The loop blocked 2 s in a slow decision: the next frames, captured after the stall,
+    still hold the code, so it was never away and must not count again."""
+    guard = RepeatGuard(repeat_guard_s=3.0, leave_s=0.5)
+    timeline = [(0, [b"A"]), (FRAME, [b"A"]), (2 * S, [b"A"]), (2 * S + FRAME, [b"A"])]
+    assert admitted_times(guard, timeline) == [(0, b"A")]
+
+
+def test_repeat_guard_stalls_between_two_missed_frames_are_not_a_departure() -> None:
+    guard = RepeatGuard(repeat_guard_s=30.0, leave_s=0.5)
+    timeline = [(0, [b"A"]), (FRAME, []), (2 * S, []), (2 * S + FRAME, [b"A"])]
+    assert admitted_times(guard, timeline) == [(0, b"A")]
+
+
+def test_repeat_guard_period_starts_after_the_decision_however_slow() -> None:
+    """The decision on the first frame took 5 s (longer than repeat_guard_s): the code held
+    into the next frames counts once."""
+    guard = RepeatGuard(repeat_guard_s=3.0, leave_s=0.5)
+    timeline = [(0, [b"A"])] + [(5 * S + i * FRAME, [b"A"]) for i in range(30)]  # 2 s more
+    assert admitted_times(guard, timeline) == [(0, b"A")]
 
 
 def test_repeat_guard_code_held_counts_again_after_repeat_guard_s() -> None:
@@ -64,8 +90,9 @@ def test_repeat_guard_code_held_counts_again_after_repeat_guard_s() -> None:
     times = [ts for ts, _ in admitted_times(guard, timeline)]
     assert len(times) == 3
     assert times[0] == 0
-    assert 3 * S <= times[1] < 3 * S + FRAME   # the first frame at or after 3 s
-    assert 3 * S <= times[2] - times[1] < 3 * S + FRAME
+    # counted from the frame after the one that counted: the first frame at or after 3 s + 1
+    assert 3 * S + FRAME <= times[1] < 3 * S + 2 * FRAME
+    assert 3 * S + FRAME <= times[2] - times[1] < 3 * S + 2 * FRAME
 
 
 def test_repeat_guard_zero_counts_every_frame() -> None:
@@ -88,7 +115,8 @@ def test_repeat_guard_forgets_codes_that_left() -> None:
     guard = RepeatGuard(repeat_guard_s=3.0, leave_s=0.5)
     for i in range(100):
         guard.admit([code(f"P{i}".encode())], i * S)  # a new code each second
-    guard.admit([], 101 * S)
+    for i in range(LEAVE_MIN_FRAMES):
+        guard.admit([], (101 + i) * S)
     assert len(guard._seen) == 0, "departed codes must not pile up in memory"
 
 
