@@ -266,10 +266,9 @@ class Gate:
                  verdict, reason, decision.label, decision.source, p.code.sha256[:12],
                  latency_ms, "" if recorded else " NOT JOURNALED")
         self._decided(verdict, reason, decision.source, decision.label)
-        if decision.verdict == "staff":
-            self.door_io.offer_staff(StaffCheck(p.code.sha256, decision.label,
-                                              decision.credential_id, decision.reason,
-                                              decision.source, open_s))
+        self.door_io.decided(None if decision.verdict != "staff" else StaffCheck(
+            p.code.sha256, decision.label, decision.credential_id, decision.reason,
+            decision.source, open_s))
         self._write_status()
 
     def _open_s(self, asked: float | None) -> float:
@@ -384,6 +383,8 @@ class Gate:
         except Exception:
             log.exception("deciding on code %s… failed", p.code.sha256[:12])
             self._set_fault("decision", True)
+            with contextlib.suppress(Exception):  # no older staff check outlives a later code
+                self.door_io.decided(None)
             with contextlib.suppress(Exception):
                 self.journal.record("system", event="error", where="decision",
                                     code_sha256=p.code.sha256)

@@ -67,10 +67,11 @@ class DoorIO:
         if self.monitor is not None:
             self.monitor.relay_changed(state)
 
-    def offer_staff(self, check: StaffCheck) -> None:
-        """A `staff` verdict: the staff button may grant this code within the window."""
+    def decided(self, staff: StaffCheck | None) -> None:
+        """Every decision calls this once: a `staff` verdict (its check) opens the staff
+        window for that code; any other decision (None) closes a window still open."""
         if self.staff_window is not None:
-            self.staff_window.open(check)
+            self.staff_window.supersede(staff)
 
     def is_alive(self) -> bool:
         return self.monitor is None or self.monitor.is_alive()
@@ -92,6 +93,7 @@ class DoorIO:
         self.open_s = new.door.open_s
 
     def _exit_pressed(self) -> None:
+        self.decided(None)  # the exit release is a later decision too
         self.on_grant("exit_request", "exit_button", self.open_s, None)
 
     def _staff_pressed(self) -> None:

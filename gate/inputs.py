@@ -157,7 +157,12 @@ class StaffCheck:
 
 
 class StaffWindow:
-    """Holds the last `staff` verdict for `window_s`; the staff button takes it, once."""
+    """Holds the latest `staff` verdict for `window_s`; the staff button takes it, once.
+
+    Every decision goes through `supersede`: a `staff` one opens the window for its own
+    check, any other (grant, deny, an exit-button release) closes it, so the button only ever
+    confirms the latest verdict, never an older visitor's after someone else was denied.
+    """
 
     def __init__(self, window_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.window_s = window_s
@@ -165,9 +170,16 @@ class StaffWindow:
         self._lock = threading.Lock()
         self._pending: tuple[float, StaffCheck] | None = None
 
-    def open(self, check: StaffCheck) -> None:
+    def supersede(self, check: StaffCheck | None) -> None:
+        """A later decision: wait for `check` now (a staff verdict), or for nothing (None)."""
         with self._lock:
-            self._pending = (self._clock() + self.window_s, check)
+            self._pending = None if check is None else (self._clock() + self.window_s, check)
+
+    def open(self, check: StaffCheck) -> None:
+        self.supersede(check)
+
+    def cancel(self) -> None:
+        self.supersede(None)
 
     def take(self) -> StaffCheck | None:
         """The waiting check if its window is still open (and forget it), else None."""

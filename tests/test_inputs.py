@@ -10,7 +10,7 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from gate.inputs import DoorContact, ExitButton, StaffButton, StaffCheck, StaffWindow
-from gatehelpers import (STAFFER, events_where, running_gate, setup_config, states,
+from gatehelpers import (STAFFER, UNKNOWN, events_where, running_gate, setup_config, states,
                          wait_event, wait_until)
 
 CONTACT, EXIT, STAFF, RELAY = 5, 6, 13, 17
@@ -122,6 +122,22 @@ def test_inputs_staff_window_grants_once_and_only_within_the_window() -> None:
     assert window.take() is None
 
 
+def test_inputs_staff_window_any_later_decision_supersedes_the_check() -> None:
+    now = [100.0]
+    window = StaffWindow(10.0, clock=lambda: now[0])
+    a = StaffCheck("aa" * 32, "Visitor A", None, "status_yellow", "server", 4.0)
+    b = StaffCheck("bb" * 32, "Visitor B", None, "status_yellow", "server", 4.0)
+    window.supersede(a)
+    window.supersede(None)  # B was denied (or granted) after A's staff verdict
+    assert window.take() is None, "the button must not confirm A after a later decision"
+    window.supersede(a)
+    window.supersede(b)     # B answered staff after A: only B can be confirmed
+    assert window.take() == b
+    window.supersede(a)
+    window.cancel()
+    assert window.take() is None
+
+
 # -- the daemon with the inputs -----------------------------------------------------------------
 
 def test_inputs_exit_button_releases_the_door_for_open_s_and_journals_it(tmp_path: Path) -> None:
@@ -212,3 +228,21 @@ def test_inputs_without_pins_configured_no_input_is_claimed(tmp_path: Path) -> N
         assert gate.door_io.monitor is None and gate.door_io.staff_window is None
         claimed = {info.name for info in factory.pins}
     assert claimed == {f"GPIO{RELAY}"}, claimed
+
+
+def test_inputs_staff_button_after_a_later_denial_confirms_nobody(tmp_path: Path) -> None:
+    """Visitor A answered staff, then visitor B was denied: the guard's press opens nothing."""
+    config = setup_config(tmp_path, [None] * 2 + [STAFFER] * 2 + [None] * 6 + [UNKNOWN] * 2
+                          + [None] * 60, door={"open_s": 0.3},
+                          inputs={"staff_button_pin": STAFF, "bounce_s": 0.0,
+                                  "staff_window_s": 30})
+    factory = MockFactory()
+    with running_gate(config, factory, prepare=staff_chain) as gate:
+        relay, staff = factory.pin(RELAY), factory.pin(STAFF)
+        wait_event(tmp_path / "state", kind="decision", verdict="staff")
+        wait_event(tmp_path / "state", kind="decision", verdict="deny", reason="unknown")
+        staff.drive_low()
+        staff.drive_high()
+        assert gate.door_io.staff_window.take() is None
+    assert events_where(tmp_path / "state", source="staff_button") == []
+    assert len(relay.states) == 1, "the relay never moved"
