@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,8 @@ class ServerClient:
         self.server = server
         self.session = make_session(server)
         self.session.headers["Authorization"] = f"Bearer {token}"
+        # Told the epoch of each usable reply's Date header (the trusted clock's evidence).
+        self.on_server_time: Callable[[float], None] | None = None
 
     def close(self) -> None:
         self.session.close()
@@ -133,9 +136,19 @@ class ServerClient:
         except requests.RequestException as exc:
             raise ServerUnavailable("request", _short(exc)) from None
         if r.status_code == 304 or 200 <= r.status_code < 300:
+            self._tell_time(r.headers.get("Date"))
             return r
         r.close()
         raise ServerUnavailable(f"http_{r.status_code}")
+
+    def _tell_time(self, date: str | None) -> None:
+        if self.on_server_time is None or not date:
+            return
+        try:  # a hostile header is no evidence, never an error
+            epoch = parsedate_to_datetime(date).timestamp()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return
+        self.on_server_time(epoch)
 
     @staticmethod
     def _json(r: requests.Response) -> Any:

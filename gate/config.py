@@ -212,6 +212,16 @@ class JournalSection:
 
 
 @dataclass(frozen=True)
+class LockoutSection:
+    max_denials: int = opt(10, "this many denials within window_s lock the scanner (every "
+                           "code denied locked_out, the server not asked); 0 turns it off",
+                           min=0, max=10000)
+    window_s: float = opt(60.0, "the window the denials are counted in", min=1, max=86400)
+    cooldown_s: float = opt(60.0, "how long the scanner stays locked (buttons never are)",
+                            min=1, max=86400)
+
+
+@dataclass(frozen=True)
 class Config:
     gate: GateSection = field(default_factory=GateSection)
     camera: CameraSection = field(default_factory=CameraSection)
@@ -226,6 +236,7 @@ class Config:
     journal: JournalSection = field(default_factory=JournalSection)
     mqtt: MqttSection | None = None
     metrics: MetricsSection | None = None
+    lockout: LockoutSection = field(default_factory=LockoutSection)
     source_path: Path | None = None
 
     @property

@@ -19,6 +19,7 @@ from gpiozero.pins import Factory
 
 from .camera import Frame, FrameSource, open_source
 from .central import ServerClient, read_token
+from .clock import TrustedClock, latest_journal_time
 from .config import Config, ConfigError, broker_address, load_config, parse_listen
 from .credentials import CredentialStore
 from .door import Door
@@ -36,7 +37,7 @@ from .pins import claim_relay, make_pin_factory
 from .scanner import Presentation, Scanner
 from .status import FrameRate, StatusWriter
 from .sync import CredentialSync, EventUploader, JournalPruner
-from .verify import build_chain
+from .verify import Lockout, build_chain, lockout_rule
 from .verify.lockdown import Lockdown, LockdownChain
 from .verify.online import LAST_SYNC_KEY, OnlineVerifier
 from .worker import Worker
@@ -83,8 +84,14 @@ class Gate:
         # The relay comes first: its line is driven to "locked" before anything else runs.
         relay = claim_relay(cfg, factory)
         parts.callback(relay.close)
+        self.clock = TrustedClock(cfg.gate.state_dir / "clock.json", on_fault=self._clock_fault)
+        last_event = latest_journal_time(cfg.journal_path)  # evidence too, before we add any
+        if last_event is not None:
+            self.clock.observe(last_event)
         self.journal = Journal(cfg.journal_path, cfg.gate.id)
         parts.callback(self.journal.close)
+        parts.callback(self.clock.save)
+        self.lockout = Lockout(lockout_rule(cfg.lockout), on_change=self._lockout_changed)
         self.metrics: GateMetrics | None = None
         if cfg.metrics is not None:  # counts from the first event on
             self.metrics = GateMetrics(cfg.gate.id)
@@ -122,7 +129,8 @@ class Gate:
         for worker in self.workers:
             worker.start()
             parts.callback(worker.close)
-        self.chain = LockdownChain(build_chain(cfg, self.store, self.online), self.lockdown)
+        self.chain = LockdownChain(build_chain(cfg, self.store, self.online, clock=self.clock,
+                                               lockout=self.lockout), self.lockdown)
         self.scanner = Scanner.from_config(cfg.decoder)
         self.source: FrameSource = open_source(cfg.camera, self.stop)
         parts.callback(self.source.close)
@@ -194,6 +202,7 @@ class Gate:
 
         def client() -> ServerClient:
             c = ServerClient(server, cfg.gate.id, token)
+            c.on_server_time = self.clock.server_time
             self._parts.callback(c.close)
             return c
 
@@ -340,6 +349,21 @@ class Gate:
             indicators.door_changed(state == "unlocked")
         self._record("door", state=state)
 
+    def _clock_fault(self, active: bool, behind_s: float) -> None:
+        """The wall clock fell behind the trusted time (or caught up): a `clock` fault."""
+        if getattr(self, "faults", None) is None:
+            return  # at start, before the indicators: the next check reports it
+        self._set_fault("clock", active)
+        with contextlib.suppress(Exception):
+            self.journal.record("system", event="clock_fault" if active else "clock_ok",
+                                behind_s=round(behind_s, 1))
+
+    def _lockout_changed(self, locked: bool, denials: int) -> None:
+        """Too many denials locked the scanner (or the cooldown ended): a `lockout` alarm."""
+        fields = {"denials": denials} if locked else {}
+        self.journal.record("alarm", alarm="lockout", event="raised" if locked else "cleared",
+                            **fields)  # each locked_out decision shows the denied pattern
+
     def _workers_alive(self) -> bool:
         return (self.list_watcher.is_alive() and all(w.is_alive() for w in self.workers)
                 and self.door_io.is_alive())
@@ -411,7 +435,9 @@ class Gate:
     def _tick(self, frame: Frame) -> None:
         """Per frame, cheap: count it; about once a second refresh offline and the status."""
         self.frame_rate.tick(frame.ts_ns)
+        self.lockout.poll()
         if self.status_writer.due():
+            self.clock.save_if_due()  # also notices a wall clock set back while idle
             self.indicators.set_offline(self._server_reachable() is False)
             self._write_status(force=False)
 
@@ -501,7 +527,9 @@ class Gate:
         self.list_watcher.retarget(new.list.path, new.list.watch_interval_s)
         if self.online is not None:
             self.online.status_map = self.cfg.policy.status
-        self.chain = LockdownChain(build_chain(self.cfg, self.store, self.online),
+        self.lockout.reconfigure(lockout_rule(self.cfg.lockout))
+        self.chain = LockdownChain(build_chain(self.cfg, self.store, self.online,
+                                               clock=self.clock, lockout=self.lockout),
                                    self.lockdown)
         self.journal.record("system", event="reloaded")
         log.info("reloaded %s", path)

@@ -57,9 +57,9 @@ class RepeatGuard:
 
     def admit(self, codes: list[Code], ts_ns: int) -> list[Code]:
         present = {code.sha256 for code in codes}
-        for s in self._seen.values():
-            if s.counted_ns is None:  # this is the first frame examined after it counted
-                s.counted_ns = ts_ns
+        for pending in self._seen.values():
+            if pending.counted_ns is None:  # the first frame examined after it counted
+                pending.counted_ns = ts_ns
         self._forget_departed(present, ts_ns)
         admitted = []
         for code in codes:

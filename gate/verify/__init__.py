@@ -5,22 +5,46 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..config import Config
+from ..clock import TrustedClock
+from ..config import Config, LockoutSection
 from ..credentials import LIST, CredentialStore
 from .decision import Decision, Verifier
 from .local import StoreVerifier, judge
+from .lockout import Lockout, LockoutRule
 from .online import CacheVerifier, OnlineVerifier, ServerFirst
 
-__all__ = ["Decision", "Verifier", "VerifierChain", "StoreVerifier", "judge", "build_chain"]
+__all__ = ["Decision", "Verifier", "VerifierChain", "StoreVerifier", "judge", "build_chain",
+           "Lockout", "lockout_rule"]
 
 
 class VerifierChain:
-    """Asks each verifier in turn; the first that knows the code decides."""
+    """Asks each verifier in turn; the first that knows the code decides.
 
-    def __init__(self, verifiers: Sequence[Verifier]) -> None:
+    With a `clock`, the `now` given to check() is a wall clock reading that the trusted clock
+    turns into trusted time (never earlier than the gate's high-water mark), so validity and
+    cache age cannot be rolled back. With a `lockout`, a locked scanner denies `locked_out`
+    before any verifier is asked, and every decision is counted.
+    """
+
+    def __init__(self, verifiers: Sequence[Verifier], clock: TrustedClock | None = None,
+                 lockout: Lockout | None = None) -> None:
         self.verifiers = list(verifiers)
+        self.clock = clock
+        self.lockout = lockout
 
     def check(self, code_sha256: str, code: bytes, now: float) -> Decision:
+        if self.lockout is not None:
+            refused = self.lockout.refuse()
+            if refused is not None:
+                return refused
+        if self.clock is not None:
+            now = self.clock.trusted(now)
+        decision = self._ask(code_sha256, code, now)
+        if self.lockout is not None:
+            self.lockout.record(decision)
+        return decision
+
+    def _ask(self, code_sha256: str, code: bytes, now: float) -> Decision:
         for verifier in self.verifiers:
             decision = verifier.check(code_sha256, code, now)
             if decision is not None:
@@ -28,13 +52,20 @@ class VerifierChain:
         return Decision(verdict="deny", reason="unknown", source="none")
 
 
-def build_chain(cfg: Config, store: CredentialStore, online: OnlineVerifier | None
+def lockout_rule(section: LockoutSection) -> LockoutRule:
+    return LockoutRule(section.max_denials, section.window_s, section.cooldown_s)
+
+
+def build_chain(cfg: Config, store: CredentialStore, online: OnlineVerifier | None, *,
+                clock: TrustedClock | None = None, lockout: Lockout | None = None
                 ) -> VerifierChain:
     """Verifiers in the order they are asked: the server when it answers; offline, per
-    [policy] offline, either a denial or the synced cache and then the technician's list."""
+    [policy] offline, either a denial or the synced cache and then the technician's list.
+    The lockout comes before all of them (a locked scanner asks nobody); `clock` and `lockout`
+    are the daemon's, kept across reloads."""
     verifiers: list[Verifier] = []
     if online is not None:
         verifiers.append(ServerFirst(online, cfg.policy.offline))
         verifiers.append(CacheVerifier(store, cfg.policy.max_cache_age_s, cfg.policy.status))
     verifiers.append(StoreVerifier(store, LIST, source="list"))
-    return VerifierChain(verifiers)
+    return VerifierChain(verifiers, clock=clock, lockout=lockout)
