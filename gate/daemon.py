@@ -259,6 +259,11 @@ class Gate:
         decision = self.chain.check(p.code.sha256, p.code.data, time.time())
         open_s = self._open_s(decision.open_s)
         latency_ms = (time.monotonic_ns() - p.frame.ts_ns) / 1e6  # capture -> decision
+        # Before the decision is journaled (observable): a staff press that follows the
+        # verdict must find its window open; any other verdict closes a pending one.
+        self.door_io.decided(None if decision.verdict != "staff" else StaffCheck(
+            p.code.sha256, decision.label, decision.credential_id, decision.reason,
+            decision.source, open_s))
         recorded = self._record(
             "decision", durable=False, verdict=decision.verdict, reason=decision.reason,
             source=decision.source, label=decision.label, credential_id=decision.credential_id,
@@ -275,9 +280,6 @@ class Gate:
                  verdict, reason, decision.label, decision.source, p.code.sha256[:12],
                  latency_ms, "" if recorded else " NOT JOURNALED")
         self._decided(verdict, reason, decision.source, decision.label)
-        self.door_io.decided(None if decision.verdict != "staff" else StaffCheck(
-            p.code.sha256, decision.label, decision.credential_id, decision.reason,
-            decision.source, open_s))
         self._write_status()
 
     def _open_s(self, asked: float | None) -> float:
