@@ -1,10 +1,13 @@
 """The central server client (API v1 over requests): verify a code, pull credentials, upload
-events. Every failure of any kind is one exception, ServerUnavailable."""
+events. Every failure of any kind is one exception, ServerUnavailable; every reply is read
+through gate.replies."""
 
 from __future__ import annotations
 
-import json
+import base64
+import http.cookiejar
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -13,21 +16,18 @@ from typing import Any
 
 import requests
 
-from .config import ConfigError, ServerSection
-from .errors import GateError
+from .config import ServerSection
+from .errors import ConfigError
+from .replies import (SYNC_REPLY_MAX, UPLOAD_REPLY_MAX, VERIFY_REPLY_MAX, Reply,
+                      ServerUnavailable, an_object, optional, read_reply, required, string_list)
+
+__all__ = ["ServerClient", "ServerUnavailable", "VerifyAnswer", "CredentialsPage",
+           "UploadReceipt", "read_token", "verify_body"]
 
 log = logging.getLogger(__name__)
 
 VERDICTS = ("grant", "deny", "staff")
 MAX_OPEN_S = 600.0
-
-
-class ServerUnavailable(GateError, ConnectionError):
-    """The server did not give a usable answer; `reason` is a short word for the journal."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        self.reason = reason
-        super().__init__(f"{reason}: {detail}" if detail else reason)
 
 
 @dataclass(frozen=True)
@@ -70,16 +70,26 @@ def make_session(server: ServerSection) -> requests.Session:
         s.cert = (str(server.client_cert), str(server.client_key)) if server.client_key \
             else str(server.client_cert)
     s.headers["User-Agent"] = "gate/1"
+    s.headers["Accept"] = "application/json"
+    s.headers["Accept-Encoding"] = "identity"  # a compressed reply could expand past any cap
+    s.max_redirects = 0
+    # No cookies: they are not in the contract, and a server must not plant state in the gate.
+    s.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
     return s
 
 
 class ServerClient:
-    """Talks to one central server. Not shared between threads: each worker builds its own."""
+    """Talks to one central server. Every reply goes through `_exchange` (gate.replies): no
+    redirect is followed, bodies are capped and read within a deadline, and only JSON of the
+    contract's types comes out; anything else is ServerUnavailable. Its session may serve a
+    few verify threads at once (requests' connection pool is thread-safe; cookies are refused)."""
 
-    def __init__(self, server: ServerSection, gate_id: str, token: str) -> None:
+    def __init__(self, server: ServerSection, gate_id: str, token: str,
+                 sync_reply_max: int = SYNC_REPLY_MAX) -> None:
         self.base = server.url.rstrip("/")
         self.gate_id = gate_id
         self.server = server
+        self.sync_reply_max = sync_reply_max
         self.session = make_session(server)
         self.session.headers["Authorization"] = f"Bearer {token}"
         # Told the epoch of each usable reply's Date header (the trusted clock's evidence).
@@ -89,11 +99,12 @@ class ServerClient:
         self.session.close()
 
     def verify(self, code: bytes, scanned_at: str, timeout_s: float) -> VerifyAnswer:
-        body = {"gate": self.gate_id, "code": code.decode("utf-8", errors="replace"),
-                "scanned_at": scanned_at}
-        data = self._json(self._call("POST", "/v1/verify", json=body,
-                                     timeout=(timeout_s, timeout_s)))
-        return parse_verify(data)
+        """Ask about the exact payload bytes; see verify_body for how they travel."""
+        deadline = time.monotonic() + timeout_s
+        reply = self._exchange("POST", "/v1/verify", VERIFY_REPLY_MAX, deadline,
+                               json=verify_body(self.gate_id, code, scanned_at),
+                               timeout=(timeout_s, timeout_s))
+        return parse_verify(reply.data)
 
     def credentials(self, since: str | None, etag: str | None,
                     progress: Callable[[int, int | None], None] | None = None
@@ -101,45 +112,46 @@ class ServerClient:
         """One pull; None when the server says nothing changed (304)."""
         params = {"gate": self.gate_id, **({"since": since} if since else {})}
         headers = {"If-None-Match": etag} if etag else {}
-        r = self._call("GET", "/v1/credentials", params=params, headers=headers, stream=True,
-                       timeout=(self.server.timeout_s * 4, self.server.sync_timeout_s))
-        if r.status_code == 304:
-            r.close()
+        deadline = time.monotonic() + self.server.sync_timeout_s
+        reply = self._exchange("GET", "/v1/credentials", self.sync_reply_max, deadline,
+                               progress=progress, allow_304=True, params=params,
+                               headers=headers,
+                               timeout=(self.server.timeout_s * 4, self.server.sync_timeout_s))
+        if reply.status == 304:
             return None
-        total = int(r.headers["Content-Length"]) if r.headers.get("Content-Length",
-                                                                   "").isdigit() else None
-        chunks, received = [], 0
-        try:
-            for chunk in r.iter_content(chunk_size=256 * 1024):
-                chunks.append(chunk)
-                received += len(chunk)
-                if progress:
-                    progress(received, total)
-        except requests.RequestException as exc:
-            raise ServerUnavailable("connection", type(exc).__name__) from None
-        data = self._json_bytes(b"".join(chunks))
-        return parse_credentials(data, r.headers.get("ETag"))
+        return parse_credentials(reply.data, reply.headers.get("ETag"))
 
-    def upload(self, events: list[dict[str, Any]]) -> None:
-        self._call("POST", "/v1/events", json={"gate": self.gate_id, "events": events},
-                   timeout=(self.server.timeout_s * 4, self.server.sync_timeout_s))
+    def upload(self, events: list[dict[str, Any]]) -> UploadReceipt:
+        """Send a batch; the receipt says which of its events the server acknowledged."""
+        deadline = time.monotonic() + self.server.sync_timeout_s
+        reply = self._exchange("POST", "/v1/events", UPLOAD_REPLY_MAX, deadline,
+                               json={"gate": self.gate_id, "events": events},
+                               timeout=(self.server.timeout_s * 4, self.server.sync_timeout_s))
+        return parse_upload(reply.data)
 
-    def _call(self, method: str, path: str, **kw: Any) -> requests.Response:
+    def _exchange(self, method: str, path: str, cap: int, deadline: float,
+                  progress: Callable[[int, int | None], None] | None = None,
+                  allow_304: bool = False, **kw: Any) -> Reply:
+        """The one way a request is made and its reply read (every endpoint, now and later)."""
         try:
-            r = self.session.request(method, self.base + path, **kw)
+            r = self.session.request(method, self.base + path, stream=True,
+                                     allow_redirects=False, **kw)
         except requests.exceptions.SSLError as exc:
             raise ServerUnavailable("tls", _short(exc)) from None
         except requests.Timeout:
             raise ServerUnavailable("timeout") from None
         except requests.ConnectionError as exc:
             raise ServerUnavailable("connection", _short(exc)) from None
-        except requests.RequestException as exc:
+        except Exception as exc:  # requests' others, and anything a hostile reply provokes
             raise ServerUnavailable("request", _short(exc)) from None
-        if r.status_code == 304 or 200 <= r.status_code < 300:
-            self._tell_time(r.headers.get("Date"))
-            return r
-        r.close()
-        raise ServerUnavailable(f"http_{r.status_code}")
+        if not (200 <= r.status_code < 300 or (allow_304 and r.status_code == 304)):
+            r.close()
+            # A redirect is never followed: it could downgrade https to http and re-send the
+            # raw code, or point a door's traffic anywhere.
+            raise ServerUnavailable("redirect" if 300 <= r.status_code < 400
+                                    else f"http_{r.status_code}")
+        self._tell_time(r.headers.get("Date"))
+        return read_reply(r, cap, deadline, progress)
 
     def _tell_time(self, date: str | None) -> None:
         if self.on_server_time is None or not date:
@@ -150,56 +162,84 @@ class ServerClient:
             return
         self.on_server_time(epoch)
 
-    @staticmethod
-    def _json(r: requests.Response) -> Any:
-        try:
-            return r.json()
-        except (ValueError, requests.RequestException):
-            raise ServerUnavailable("bad_json") from None
-
-    @staticmethod
-    def _json_bytes(raw: bytes) -> Any:
-        try:
-            return json.loads(raw)
-        except ValueError:
-            raise ServerUnavailable("bad_json") from None
-
 
 def _short(exc: Exception) -> str:
     return type(exc).__name__
 
 
+def verify_body(gate_id: str, code: bytes, scanned_at: str) -> dict[str, str]:
+    """`code_b64` (the exact bytes) always; `code` only when the bytes are valid UTF-8, so a
+    v1 server that knows only `code` never sees a lossy replacement-character string that
+    could match another code: it sees no code and answers 400 or deny."""
+    body = {"gate": gate_id, "scanned_at": scanned_at,
+            "code_b64": base64.b64encode(code).decode("ascii")}
+    try:
+        body["code"] = code.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    return body
+
+
 def parse_verify(data: Any) -> VerifyAnswer:
     """Validate a /v1/verify reply; anything off is 'server unavailable', never a guess."""
-    if not isinstance(data, dict):
-        raise ServerUnavailable("bad_reply", "not an object")
-    decision = data.get("decision")
+    data = an_object(data)
+    decision = required(data, "decision", str)
     if decision not in VERDICTS:
         raise ServerUnavailable("bad_reply", "unknown decision")
-    reason = data.get("reason", "")
-    label = data.get("label") or ""
-    status = data.get("status")
-    open_s = data.get("open_s")
-    cred_id = data.get("credential_id")
-    if not isinstance(reason, str) or not isinstance(label, str):
-        raise ServerUnavailable("bad_reply", "reason/label not strings")
-    if status is not None and not isinstance(status, str):
-        raise ServerUnavailable("bad_reply", "status not a string")
+    reason = required(data, "reason", str)
+    label = optional(data, "label", str) or ""
+    status = optional(data, "status", str)
+    cred_id = optional(data, "credential_id", str)
+    open_s = optional(data, "open_s", (int, float))
     if open_s is not None:
-        if isinstance(open_s, bool) or not isinstance(open_s, (int, float)) or \
-                not 0 < open_s <= MAX_OPEN_S:
+        if not 0 < open_s <= MAX_OPEN_S:  # NaN is refused by the parser already
             raise ServerUnavailable("bad_reply", "open_s out of range")
         open_s = float(open_s)
     return VerifyAnswer(decision=decision, reason=reason or decision, label=label[:200],
-                        open_s=open_s, status=status,
-                        credential_id=str(cred_id) if cred_id is not None else None)
+                        open_s=open_s, status=status, credential_id=cred_id)
 
 
 def parse_credentials(data: Any, etag: str | None) -> CredentialsPage:
-    if not isinstance(data, dict) or not isinstance(data.get("credentials"), list):
-        raise ServerUnavailable("bad_reply", "no credentials list")
-    cursor = data.get("cursor")
-    if not isinstance(cursor, (str, int)) or isinstance(cursor, bool):
-        raise ServerUnavailable("bad_reply", "no cursor")
-    return CredentialsPage(cursor=str(cursor), full=bool(data.get("full", False)),
-                           credentials=data["credentials"], etag=etag)
+    """The page envelope; `full` must be a JSON boolean (a string "false" once wiped caches).
+    Rows are checked one by one by the sync (gate.sync.to_credential)."""
+    data = an_object(data)
+    credentials = required(data, "credentials", list)
+    cursor = required(data, "cursor", str)
+    full = required(data, "full", bool)
+    return CredentialsPage(cursor=cursor, full=full, credentials=credentials, etag=etag)
+
+
+@dataclass(frozen=True)
+class UploadReceipt:
+    """What a 2xx /v1/events reply acknowledged: `accepted` / `rejected` ids when the server
+    lists them (None when it does not), and `stored` when it counts."""
+
+    stored: int | None
+    accepted: frozenset[str] | None
+    rejected: frozenset[str]
+
+    def settle(self, batch_ids: list[str]) -> tuple[list[str], list[str]]:
+        """(ids to mark uploaded, ids to dead-letter) for this batch; the rest stay pending.
+
+        With an `accepted` list, exactly its ids that are in the batch are marked. Without
+        one, the whole batch is marked only when `stored` is absent (a v1 2xx meant "stored")
+        or equals the batch size and nothing was rejected; a partial count without ids marks
+        nothing, and the batch is re-sent (the server de-duplicates by id).
+        """
+        dead = [i for i in batch_ids if i in self.rejected]
+        if self.accepted is not None:
+            return [i for i in batch_ids if i in self.accepted and i not in self.rejected], dead
+        if not dead and self.stored in (None, len(batch_ids)):
+            return list(batch_ids), []
+        return [], dead
+
+
+def parse_upload(data: Any) -> UploadReceipt:
+    data = an_object(data)
+    stored = optional(data, "stored", int)
+    if stored is not None and stored < 0:
+        raise ServerUnavailable("bad_reply", "stored: negative")
+    accepted = string_list(data, "accepted")
+    rejected = string_list(data, "rejected") or []
+    return UploadReceipt(stored=stored, rejected=frozenset(rejected),
+                         accepted=None if accepted is None else frozenset(accepted))

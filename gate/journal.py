@@ -32,6 +32,15 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_at ON events (at);
 CREATE INDEX IF NOT EXISTS events_pending ON events (seq) WHERE uploaded_at IS NULL;
+-- Events the server refuses on their own (a 400 for a batch of one): out of the outbox, kept
+-- here with their body for good (never pruned), counted in `gate status`.
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id          TEXT PRIMARY KEY,
+    seq         INTEGER NOT NULL,
+    set_aside_at TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    body        TEXT NOT NULL
+);
 """
 
 
@@ -141,10 +150,11 @@ class Journal:
             yield json.loads(body)
 
     def pending(self, limit: int) -> list[tuple[int, dict[str, Any]]]:
-        """The oldest events not yet uploaded, with their sequence numbers."""
+        """The oldest events not yet uploaded nor set aside, with their sequence numbers."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT seq, body FROM events WHERE uploaded_at IS NULL ORDER BY seq LIMIT ?",
+                "SELECT seq, body FROM events WHERE uploaded_at IS NULL AND NOT EXISTS "
+                "(SELECT 1 FROM dead_letters d WHERE d.id = events.id) ORDER BY seq LIMIT ?",
                 (limit,)).fetchall()
         return [(seq, json.loads(body)) for seq, body in rows]
 
@@ -159,6 +169,29 @@ class Journal:
             except BaseException:  # else every later record() lands in this open transaction
                 self._db.execute("ROLLBACK")
                 raise
+
+    def set_aside(self, seqs: list[int], reason: str) -> None:
+        """Move events out of the outbox into the dead-letter table (a copy of each body is
+        kept there, so pruning the events table never loses one)."""
+        now = utc_now()
+        with self._lock:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO dead_letters (id, seq, set_aside_at, reason, body) "
+                "SELECT id, seq, ?, ?, body FROM events WHERE seq = ?",
+                [(now, reason, s) for s in seqs])
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        """Set-aside events, oldest first, each with `set_aside_at` and `reason`."""
+        with self._lock:
+            rows = self._db.execute("SELECT set_aside_at, reason, body FROM dead_letters "
+                                    "ORDER BY seq").fetchall()
+        return [{"event": json.loads(body), "set_aside_at": at, "reason": reason}
+                for at, reason, body in rows]
+
+    def dead_letter_count(self) -> int:
+        with self._lock:
+            (n,) = self._db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()
+        return int(n)
 
     def prune(self, before: str, uploaded_only: bool) -> int:
         """Delete events that happened before `before`; with `uploaded_only`, only those

@@ -41,24 +41,32 @@ def parse_time(value: Any) -> float | None:
     return dt.timestamp()
 
 
+def _field(row: dict[str, Any], key: str, kind: type) -> Any:
+    """An optional row field of exactly the contract's type (null counts as absent)."""
+    value = row.get(key)
+    if value is not None and (not isinstance(value, kind) or
+                              (isinstance(value, bool) and kind is not bool)):
+        raise ValueError(f"{key}: {type(value).__name__}, not {kind.__name__}")
+    return value
+
+
 def to_credential(row: Any) -> Credential:
+    """One row of a credentials page, checked against the contract's types."""
     if not isinstance(row, dict):
         raise ValueError("not an object")
-    sha = row.get("code_sha256")
-    if not isinstance(sha, str) or not SHA256_HEX.match(sha.lower()):
+    sha = _field(row, "code_sha256", str)
+    if sha is None or not SHA256_HEX.match(sha.lower()):
         raise ValueError("bad code_sha256")
-    label = row.get("label") or ""
-    if not isinstance(label, str):
-        raise ValueError("label not a string")
-    cred_id = row.get("id")
-    status = row.get("status")
-    if status is not None and not isinstance(status, str):
-        raise ValueError("status not a string")
-    return Credential(code_sha256=sha.lower(), origin=SERVER,
-                      cred_id=None if cred_id is None else str(cred_id), label=label[:200],
-                      valid_from=parse_time(row.get("valid_from")),
-                      valid_until=parse_time(row.get("valid_until")),
-                      revoked=bool(row.get("revoked", False)), status=status)
+    cred_id = _field(row, "id", str)
+    if not cred_id:
+        raise ValueError("id: required string")
+    label = _field(row, "label", str) or ""
+    return Credential(code_sha256=sha.lower(), origin=SERVER, cred_id=cred_id,
+                      label=label[:200],
+                      valid_from=parse_time(_field(row, "valid_from", str)),
+                      valid_until=parse_time(_field(row, "valid_until", str)),
+                      revoked=bool(_field(row, "revoked", bool)),
+                      status=_field(row, "status", str))
 
 
 class CredentialSync(Worker):
@@ -66,6 +74,8 @@ class CredentialSync(Worker):
 
     A full list replaces the cache in one transaction and a delta is upserted in one, each
     together with its new cursor: a crash at any point leaves the previous cache whole.
+    A malformed row of a full list is skipped (that credential is then simply not granted);
+    one of a delta rejects the whole page, since skipping it could lose a revocation.
     """
 
     name = "credential-sync"
@@ -111,13 +121,24 @@ class CredentialSync(Worker):
         if page.full:
             n = self.store.replace(SERVER, rows(), meta)
         else:
-            n = self.store.upsert(SERVER, rows(), meta)
+            n = self.store.upsert(SERVER, self._delta_rows(page), meta)
         if progress:
             progress("store", total, total)
         log.log(logging.INFO if n or skipped or page.full else logging.DEBUG,
                 "sync: %s list, %d credentials stored, %d skipped",
                 "full" if page.full else "delta", n, skipped)
         return SyncResult(changed=True, full=page.full, rows=n, skipped=skipped)
+
+    @staticmethod
+    def _delta_rows(page: CredentialsPage) -> list[Credential]:
+        """Every row of a delta, or ServerUnavailable before anything is written."""
+        out = []
+        for i, row in enumerate(page.credentials):
+            try:
+                out.append(to_credential(row))
+            except ValueError as exc:
+                raise ServerUnavailable("bad_reply", f"credentials[{i}]: {exc}") from None
+        return out
 
     def run_once(self) -> float:
         try:
@@ -133,9 +154,10 @@ class CredentialSync(Worker):
 
 
 class EventUploader(Worker):
-    """Uploads journal events in batches; marks them uploaded only after a 2xx, and backs off
-    exponentially on failure. The server de-duplicates by event id, so a crash between its
-    2xx and our mark re-sends a batch harmlessly."""
+    """Uploads journal events in batches; marks uploaded only what a 2xx JSON reply
+    acknowledged (UploadReceipt.settle), and backs off exponentially on failure. The server
+    de-duplicates by event id, so a crash between its 2xx and our mark, or a batch re-sent
+    after a partial count, is harmless."""
 
     name = "event-upload"
 
@@ -150,33 +172,43 @@ class EventUploader(Worker):
         self.backoff_s = 0.0
 
     def upload_once(self) -> int:
-        """Upload one batch; returns how many events went up. Raises ServerUnavailable."""
+        """Upload one batch; returns how many of its events were settled (marked uploaded or
+        set aside). Raises ServerUnavailable, also when a 2xx acknowledged none of them."""
         pending = self.journal.pending(self.batch)
         if not pending:
             return 0
+        settled = self._send(pending)
+        if not settled:
+            raise ServerUnavailable("not_acknowledged", "the reply acknowledged no event")
+        return settled
+
+    def _send(self, pending: list[tuple[int, dict[str, Any]]]) -> int:
+        """Send `pending`, and settle exactly what the reply acknowledges. A 400 for the batch
+        is bisected down to the events the server refuses alone, which are set aside (the
+        dead-letter table), so one bad event cannot block the outbox and costs at most
+        ~2 log2(batch) extra requests; the rest of the batch still goes up."""
         try:
-            self.client.upload([event for _, event in pending])
+            receipt = self.client.upload([event for _, event in pending])
         except ServerUnavailable as exc:
             if exc.reason != "http_400":
                 raise
-            return self._one_by_one(pending)
-        self.journal.mark_uploaded([seq for seq, _ in pending])
-        return len(pending)
+            if len(pending) == 1:
+                self._set_aside(pending, "http_400")
+                return 1
+            mid = len(pending) // 2
+            return self._send(pending[:mid]) + self._send(pending[mid:])
+        seq_of = {str(event.get("id")): seq for seq, event in pending}
+        marked, dead = receipt.settle(list(seq_of))
+        self.journal.mark_uploaded([seq_of[i] for i in marked])
+        if dead:
+            self._set_aside([(seq_of[i], {"id": i}) for i in dead], "rejected")
+        return len(marked) + len(dead)
 
-    def _one_by_one(self, pending: list[tuple[int, dict[str, Any]]]) -> int:
-        """The server refused a batch (400): send each event alone, and set aside the ones it
-        refuses on their own, so one bad event cannot block the outbox forever. A set-aside
-        event stays in the local journal; only its upload is given up."""
-        for seq, event in pending:
-            try:
-                self.client.upload([event])
-            except ServerUnavailable as exc:
-                if exc.reason != "http_400":
-                    raise
-                log.error("upload: the server refuses event %s (400); kept locally, not "
-                          "retried", event.get("id"))
-            self.journal.mark_uploaded([seq])
-        return len(pending)
+    def _set_aside(self, events: list[tuple[int, dict[str, Any]]], reason: str) -> None:
+        self.journal.set_aside([seq for seq, _ in events], reason)
+        for _, event in events:
+            log.error("upload: the server refuses event %s (%s); set aside as a dead letter, "
+                      "kept locally", event.get("id"), reason)
 
     def run_once(self) -> float:
         try:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
+import threading
+from concurrent.futures import Future, TimeoutError as FutureTimeout
 from typing import Literal
 
-from ..central import ServerClient, ServerUnavailable
+from ..central import ServerClient, ServerUnavailable, VerifyAnswer
 from ..credentials import SERVER, CredentialStore
 from ..journal import utc_now
 from .decision import Decision, Verdict, stricter
@@ -33,27 +34,34 @@ def apply_status(verdict: Verdict, reason: str, status: str | None,
 class OnlineVerifier:
     """Asks the central server, and answers within `timeout_s` whatever the network does.
 
-    The request runs on a small pool and the door path waits on its future for at most the
-    budget: requests' own (connect, read) timeouts apply per phase and per address, so they
-    alone cannot bound the total. A late request is abandoned and ends by its own timeout.
+    Each request runs on its own short-lived thread and the door path waits on it for at most
+    the budget: requests' own (connect, read) timeouts apply per phase and per address, so
+    they alone cannot bound the total. A late request is abandoned; the reply reader ends it
+    at its deadline. No fixed pool: abandoned requests on a pool of N workers made the next
+    verify queue behind them. At most `max_in_flight` requests run at once (bounded threads
+    and memory); beyond that the server counts as unavailable ("busy") at once.
     """
 
     def __init__(self, client: ServerClient, timeout_s: float,
-                 status_map: dict[str, Verdict]) -> None:
+                 status_map: dict[str, Verdict], max_in_flight: int = 4) -> None:
         self.client = client
         self.timeout_s = timeout_s
         self.status_map = status_map
         self.reachable: bool | None = None  # None until the first attempt
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")
+        self._slots = threading.BoundedSemaphore(max_in_flight)
 
     def check(self, code_sha256: str, code: bytes, now: float) -> Decision:
         """A decision from the server, or ServerUnavailable."""
         started = time.monotonic()
-        future = self._pool.submit(self.client.verify, code, utc_now(), self.timeout_s)
+        if not self._slots.acquire(blocking=False):
+            self._set_reachable(False, "busy")
+            raise ServerUnavailable("busy", "too many requests still in flight")
+        future: Future[VerifyAnswer] = Future()
+        threading.Thread(target=self._ask, args=(future, code, utc_now()), name="verify",
+                         daemon=True).start()
         try:
             answer = future.result(timeout=self.timeout_s)
         except FutureTimeout:
-            future.cancel()
             self._set_reachable(False, "timeout")
             raise ServerUnavailable("timeout",
                                     f"no answer in {time.monotonic() - started:.2f} s") from None
@@ -66,6 +74,18 @@ class OnlineVerifier:
         return Decision(verdict=verdict, reason=reason, source="server", label=answer.label,
                         credential_id=answer.credential_id, open_s=answer.open_s)
 
+    def _ask(self, future: Future[VerifyAnswer], code: bytes, scanned_at: str) -> None:
+        try:
+            future.set_result(self.client.verify(code, scanned_at, self.timeout_s))
+        except ServerUnavailable as exc:
+            future.set_exception(exc)
+        except Exception as exc:  # a bug or a hostile reply's surprise: still only "unavailable"
+            log.error("verify: unexpected %s; treated as server unavailable",
+                      type(exc).__name__)
+            future.set_exception(ServerUnavailable("error", type(exc).__name__))
+        finally:
+            self._slots.release()
+
     def _set_reachable(self, ok: bool, why: str = "") -> None:
         if ok != self.reachable:  # log changes, not every failure: the door may be busy
             if ok:
@@ -75,7 +95,6 @@ class OnlineVerifier:
         self.reachable = ok
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
         self.client.close()
 
 
@@ -90,7 +109,7 @@ class ServerFirst:
     def check(self, code_sha256: str, code: bytes, now: float) -> Decision | None:
         try:
             return self.online.check(code_sha256, code, now)
-        except ServerUnavailable:
+        except Exception:  # ServerUnavailable, or anything unforeseen: the policy still decides
             if self.offline == "deny":
                 return Decision(verdict="deny", reason="offline", source="policy")
             return None
