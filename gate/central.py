@@ -72,7 +72,6 @@ def make_session(server: ServerSection) -> requests.Session:
     s.headers["User-Agent"] = "gate/1"
     s.headers["Accept"] = "application/json"
     s.headers["Accept-Encoding"] = "identity"  # a compressed reply could expand past any cap
-    s.max_redirects = 0
     # No cookies: they are not in the contract, and a server must not plant state in the gate.
     s.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
     return s

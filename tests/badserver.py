@@ -1,5 +1,6 @@
 """A misbehaving central server for fault tests: slow, 500, garbage, closes the connection,
-or a normal answer; optionally over TLS. Serves on 127.0.0.1 only."""
+redirects, huge or dripping bodies, any reply a test sets (`custom`), a batch refused for one
+poisoned event, or a normal answer; optionally over TLS. Serves on 127.0.0.1 only."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-MODES = ("ok", "slow", "500", "garbage", "close", "bad_decision", "stall_body", "big_list")
+MODES = ("ok", "slow", "500", "garbage", "close", "bad_decision", "stall_body", "big_list",
+         "redirect", "huge", "drip", "custom", "events")
 
 
 class BadServer:
@@ -27,6 +29,22 @@ class BadServer:
         self.requests = 0
         self.list_rows = 10               # big_list / stall_body: credentials in the list
         self.body_started = threading.Event()
+        self.bodies: list[dict[str, Any]] = []   # every JSON request body, in arrival order
+        self.redirect_to = ""             # redirect: the Location (a path is appended)
+        self.redirect_status = 302
+        self.huge_bytes = 300 * 1024 * 1024
+        self.huge_length = True           # huge: declare Content-Length, or close-delimited
+        self.bytes_served = 0             # huge / drip: body bytes the socket accepted
+        self.drip_first = 0               # drip: only the first N requests drip, later are ok
+        self.drip_s = 0.05
+        self.release = threading.Event()  # drip: stop dripping (the test is over)
+        self.drips_ended = threading.Semaphore(0)  # released when a drip loop ends
+        self.reply: tuple[int, str, bytes] = (200, "application/json", b"{}")  # custom
+        self.reply_headers: dict[str, str] = {}
+        self.poison: set[str] = set()     # events: ids whose batch gets a 400
+        self.batches: list[list[str]] = []  # events: ids of every batch received
+        self.accepted: list[str] = []     # events: ids acknowledged with 200
+        self._lock = threading.Lock()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -37,9 +55,16 @@ class BadServer:
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
-                self.rfile.read(length)
-                outer.requests += 1
-                outer.answer(self)
+                raw = self.rfile.read(length)
+                with outer._lock:
+                    outer.requests += 1
+                    number = outer.requests
+                    if raw:
+                        try:
+                            outer.bodies.append(json.loads(raw))
+                        except ValueError:
+                            pass
+                outer.answer(self, number)
 
             do_GET = do_POST
 
@@ -49,10 +74,25 @@ class BadServer:
             self.httpd.socket = ssl_context.wrap_socket(self.httpd.socket, server_side=True)
         scheme = "https" if ssl_context else "http"
         self.url = f"{scheme}://127.0.0.1:{self.httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True,
+                                        kwargs={"poll_interval": 0.05})
 
-    def answer(self, h: BaseHTTPRequestHandler) -> None:
+    def answer(self, h: BaseHTTPRequestHandler, number: int = 0) -> None:
         mode = self.mode
+        if mode == "drip" and number <= self.drip_first:
+            return self.send_drip(h)
+        if mode == "drip":
+            mode = "ok"
+        if mode == "redirect":
+            return self.send(h, self.redirect_status, b"", "text/html",
+                             {"Location": self.redirect_to + h.path})
+        if mode == "huge":
+            return self.send_huge(h)
+        if mode == "custom":
+            status, ctype, body = self.reply
+            return self.send(h, status, body, ctype, self.reply_headers)
+        if mode == "events":
+            return self.send_events(h)
         if mode in ("stall_body", "big_list"):
             return self.send_list(h, stall=mode == "stall_body")
         if mode == "slow":
@@ -79,6 +119,75 @@ class BadServer:
             h.wfile.write(body)
         except OSError:
             pass  # the client gave up (its timeout); that is the point of "slow"
+
+    @staticmethod
+    def send(h: BaseHTTPRequestHandler, status: int, body: bytes, ctype: str,
+             headers: dict[str, str] | None = None) -> None:
+        try:
+            h.send_response(status)
+            if ctype:
+                h.send_header("Content-Type", ctype)
+            for key, value in (headers or {}).items():
+                h.send_header(key, value)
+            h.send_header("Content-Length", str(len(body)))
+            h.end_headers()
+            h.wfile.write(body)
+        except OSError:
+            pass
+
+    def send_huge(self, h: BaseHTTPRequestHandler) -> None:
+        """`huge_bytes` of a JSON string, 1 MiB per write, until the client hangs up."""
+        chunk = b" " * (1024 * 1024)
+        try:
+            h.send_response(200)
+            h.send_header("Content-Type", "application/json")
+            if self.huge_length:
+                h.send_header("Content-Length", str(self.huge_bytes))
+            else:
+                h.send_header("Connection", "close")
+                h.close_connection = True
+            h.end_headers()
+            h.wfile.flush()
+            sent = 0
+            while sent < self.huge_bytes:
+                h.wfile.write(chunk)
+                sent += len(chunk)
+                with self._lock:
+                    self.bytes_served += len(chunk)
+        except OSError:
+            pass
+
+    def send_drip(self, h: BaseHTTPRequestHandler) -> None:
+        """Headers of a JSON reply, then one byte every `drip_s` until the client hangs up or
+        the test releases it: a reply that never ends and never times out a socket read."""
+        try:
+            h.send_response(200)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Content-Length", "4000")  # under every cap: only time stops it
+            h.end_headers()
+            h.wfile.flush()
+            while not self.release.wait(self.drip_s):
+                h.wfile.write(b" ")
+                with self._lock:
+                    self.bytes_served += 1
+        except OSError:
+            pass
+        finally:
+            self.drips_ended.release()
+
+    def send_events(self, h: BaseHTTPRequestHandler) -> None:
+        """/v1/events refusing (400) any batch that holds a poisoned id, as a strict server
+        does; otherwise 200 with the v1 receipt."""
+        body = self.bodies[-1] if self.bodies else {}
+        ids = [str(e.get("id")) for e in body.get("events", [])]
+        with self._lock:
+            self.batches.append(ids)
+        if self.poison & set(ids):
+            return self.send(h, 400, b'{"error": "events[0]: refused"}', "application/json")
+        with self._lock:
+            self.accepted += ids
+        reply = {"stored": len(ids), "accepted": ids, "rejected": []}
+        self.send(h, 200, json.dumps(reply).encode(), "application/json")
 
     def send_list(self, h: BaseHTTPRequestHandler, stall: bool) -> None:
         """A full credential list; with `stall`, half of it and then silence."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -304,16 +305,42 @@ def event(event_id: str, **extra) -> dict:
             "code_sha256": sha(event_id), "latency_ms": 42.5} | extra
 
 
+def test_verify_decides_on_the_exact_bytes_of_code_b64(server, http):
+    """Two binary payloads that read the same with replacement characters are two codes;
+    `code_b64` wins over `code`, and `code` alone still works (v1 gates)."""
+    enrolled, other = b"\xffGATE\x01", b"\xfeGATE\x01"
+    assert enrolled.decode("utf-8", "replace") == other.decode("utf-8", "replace")
+    server.enrol(code_sha256=hashlib.sha256(enrolled).hexdigest(), label="Binary")
+    server.enrol("TEXT-1", label="Text")
+
+    def ask(**code) -> dict:
+        resp = http.post(f"{server.url}/v1/verify", timeout=5,
+                         json={"gate": "g1", "scanned_at": "2025-06-01T12:00:00Z", **code})
+        assert resp.status_code == 200, resp.text
+        return resp.json()
+
+    b64 = lambda raw: base64.b64encode(raw).decode()  # noqa: E731
+    assert ask(code_b64=b64(enrolled))["label"] == "Binary"
+    assert ask(code_b64=b64(other))["reason"] == "unknown"
+    assert ask(code_b64=b64(other), code="TEXT-1")["reason"] == "unknown"  # code ignored
+    assert ask(code_b64=b64(b"TEXT-1"))["label"] == "Text"
+    assert ask(code="TEXT-1")["label"] == "Text"
+
+
 def test_events_are_stored_once_per_id(server, http):
     url = f"{server.url}/v1/events"
     first = http.post(url, json={"gate": "g1", "events": [event("e1"), event("e2")]}, timeout=5)
-    assert first.status_code == 200 and first.json() == {"stored": 2, "duplicates": 0}
+    assert first.status_code == 200 and first.json() == {
+        "stored": 2, "accepted": ["e1", "e2"], "rejected": [], "new": 2, "duplicates": 0}
     # A retry after a lost reply resends e1 and e2; the id decides, not the content.
     again = http.post(url, timeout=5, json={"gate": "g1", "events": [
         event("e1", verdict="deny"), event("e2"), event("e3", kind="door", state="unlocked")]})
-    assert again.json() == {"stored": 1, "duplicates": 2}
+    # Every id it now holds is accepted, new or not: the gate marks exactly those.
+    assert again.json() == {"stored": 3, "accepted": ["e1", "e2", "e3"], "rejected": [],
+                            "new": 1, "duplicates": 2}
     same_batch = http.post(url, json={"gate": "g2", "events": [event("x"), event("x")]}, timeout=5)
-    assert same_batch.json() == {"stored": 1, "duplicates": 1}
+    assert same_batch.json() == {"stored": 1, "accepted": ["x"], "rejected": [], "new": 1,
+                                 "duplicates": 1}
 
     stored = server.events()
     assert [e["id"] for e in stored] == ["e1", "e2", "e3", "x"]
@@ -323,7 +350,8 @@ def test_events_are_stored_once_per_id(server, http):
 
 def test_empty_event_batch_is_fine(server, http):
     resp = http.post(f"{server.url}/v1/events", json={"gate": "g1", "events": []}, timeout=5)
-    assert resp.json() == {"stored": 0, "duplicates": 0}
+    assert resp.json() == {"stored": 0, "accepted": [], "rejected": [], "new": 0,
+                           "duplicates": 0}
 
 
 @pytest.mark.parametrize("path,body,needle", [
@@ -333,6 +361,10 @@ def test_empty_event_batch_is_fine(server, http):
     ("/v1/verify", b'{"gate": "g", "scanned_at": "2025-06-01T12:00:00Z"}', "code"),
     ("/v1/verify", b'{"gate": "g", "code": "", "scanned_at": "2025-06-01T12:00:00Z"}', "code"),
     ("/v1/verify", b'{"gate": "g", "code": 5, "scanned_at": "2025-06-01T12:00:00Z"}', "code"),
+    ("/v1/verify", b'{"gate": "g", "code_b64": "***", "scanned_at": "2025-06-01T12:00:00Z"}',
+     "code_b64"),
+    ("/v1/verify", b'{"gate": "g", "code_b64": 5, "code": "A", "scanned_at": "2025-06-01T12:00:00Z"}',
+     "code_b64"),
     ("/v1/verify", b'{"gate": "g", "code": "A", "scanned_at": "2025-06-01T12:00:00"}', "timezone"),
     ("/v1/verify", b'{"code": "A", "scanned_at": "2025-06-01T12:00:00Z"}', "gate"),
     ("/v1/events", b'{"gate": "g", "events": {}}', "events"),

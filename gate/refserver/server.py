@@ -264,7 +264,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _events(self, url: SplitResult) -> None:
         upload = parse_events(parse_json(self._read_body()))
         result = self.server.store.ingest_events(upload.gate, upload.events)
-        self._send_json(200, {"stored": result.stored, "duplicates": result.duplicates})
+        # The receipt of the v1 contract: `accepted` lists every id the server now holds (new
+        # or already held), `stored` counts them; a batch is all or nothing here, so nothing
+        # is ever `rejected` alone (a bad event is a 400 for the batch). `new` and
+        # `duplicates` are extras for people reading the reply.
+        accepted = list(result.accepted)
+        self._send_json(200, {"stored": len(accepted), "accepted": accepted, "rejected": [],
+                              "new": result.stored, "duplicates": result.duplicates})
 
 
 _ROUTES: dict[str, tuple[str, Callable[[_Handler, SplitResult], None]]] = {

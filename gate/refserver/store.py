@@ -60,9 +60,9 @@ CREATE TABLE IF NOT EXISTS events (
 """
 
 
-def sha256_hex(code: str) -> str:
-    """SHA-256 hex of the UTF-8 payload: the only form in which a code is kept."""
-    return hashlib.sha256(code.encode("utf-8")).hexdigest()
+def sha256_hex(code: str | bytes) -> str:
+    """SHA-256 hex of the payload bytes (a str is its UTF-8): the only form a code is kept in."""
+    return hashlib.sha256(code.encode("utf-8") if isinstance(code, str) else code).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -127,10 +127,12 @@ class CredentialsPage:
 
 @dataclass(frozen=True)
 class IngestResult:
-    """How many events of an upload were new and how many had been stored before."""
+    """How many events of an upload were new and how many had been stored before; `accepted`
+    is every id of the upload the server now holds (new or not)."""
 
     stored: int
     duplicates: int
+    accepted: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -314,7 +316,7 @@ class Store:
 
     # -- verification --------------------------------------------------------------------
 
-    def verify(self, code: str) -> Verdict:
+    def verify(self, code: str | bytes) -> Verdict:
         """Decide on a presented code now, by the server's clock."""
         digest = sha256_hex(code)
         with self._connect() as conn:
@@ -355,7 +357,8 @@ class Store:
                     (event["id"], gate, event["at"], event["kind"],
                      json.dumps(event, sort_keys=True, separators=(",", ":")), received))
                 stored += cur.rowcount
-        result = IngestResult(stored, len(events) - stored)
+        result = IngestResult(stored, len(events) - stored,
+                              tuple(dict.fromkeys(str(e["id"]) for e in events)))
         log.info("events from gate %s: %d stored, %d duplicates", gate, result.stored,
                  result.duplicates)
         return result

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +23,7 @@ class BadRequest(ValueError):
 @dataclass(frozen=True)
 class VerifyRequest:
     gate: str
-    code: str
+    code: bytes        # the exact payload bytes
     scanned_at: str
 
 
@@ -68,10 +70,25 @@ def _time(obj: dict[str, Any], key: str, where: str) -> str:
     return value
 
 
+def _code(body: dict[str, Any]) -> bytes:
+    """`code_b64` (standard base64 of the exact bytes) when present, and then `code` is
+    ignored; otherwise `code` as UTF-8 (v1 gates). A gate sends no `code` for bytes that are
+    not UTF-8, so nothing lossy is ever looked up."""
+    if "code_b64" not in body:
+        return _string(body, "code", "", MAX_CODE).encode("utf-8")
+    text = _string(body, "code_b64", "", (MAX_CODE + 2) // 3 * 4)
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequest("code_b64: not standard base64") from None
+    if not raw:
+        raise BadRequest("code_b64: empty code")
+    return raw
+
+
 def parse_verify(body: dict[str, Any]) -> VerifyRequest:
-    """POST /v1/verify: {"gate", "code", "scanned_at"}."""
-    return VerifyRequest(gate=_string(body, "gate", "", MAX_GATE_ID),
-                         code=_string(body, "code", "", MAX_CODE),
+    """POST /v1/verify: {"gate", "code_b64" and/or "code", "scanned_at"}."""
+    return VerifyRequest(gate=_string(body, "gate", "", MAX_GATE_ID), code=_code(body),
                          scanned_at=_time(body, "scanned_at", ""))
 
 
