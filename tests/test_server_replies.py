@@ -119,16 +119,19 @@ def test_abandoned_dripping_verifies_neither_linger_nor_starve_the_next(cached_s
     the server's answer (a fixed 2-worker pool once queued it behind the two)."""
     with BadServer("drip") as server:
         server.drip_first = 2
+        cfg = Config(server=ServerSection(url=server.url, timeout_s=TIMEOUT_S))
+        online = OnlineVerifier(client_for(server.url), TIMEOUT_S, STATUS)
+        chain = build_chain(cfg, cached_store, online)
         try:
-            first, _ = decide(cached_store, server.url)
-            second, _ = decide(cached_store, server.url)
-            third, online = decide(cached_store, server.url)
+            first, second, third = (chain.check(hash_code(CODE), CODE.encode(), time.time())
+                                    for _ in range(3))
             # Both drips end because the client hung up, not because the test released them.
             assert server.drips_ended.acquire(timeout=10)
             assert server.drips_ended.acquire(timeout=10)
             assert not server.release.is_set()
         finally:
             server.release.set()
+            online.close()
     assert (first.source, second.source) == ("cache", "cache")
     assert (third.verdict, third.source, third.label) == ("grant", "server", "From Server")
     assert online.reachable is True
