@@ -476,6 +476,8 @@ class Gate:
                      **monitor, "fail_mode": self.cfg.door.fail_mode},
             "server_reachable": self._server_reachable(),
             "cache_synced_at": self._cache_synced_at() if store is not None else None,
+            # Events the server refused alone, set aside for good (journal dead_letters).
+            "dead_letters": self.journal.dead_letter_count() if self.cfg.server else None,
             "fps": self.frame_rate.fps(),
         }
 

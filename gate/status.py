@@ -189,6 +189,10 @@ def format_status(s: dict[str, Any]) -> str:
                                      else "reachable" if reach else "UNREACHABLE"))
     cache = s.get("cache_age_s")
     lines.append("  cache age   " + ("-" if cache is None else _duration(cache)))
+    dead = s.get("dead_letters")
+    if isinstance(dead, int) and not isinstance(dead, bool):
+        lines.append(f"  upload      {dead} event(s) refused by the server, set aside"
+                     + (" (see the journal's dead_letters table)" if dead else ""))
     lines.append(f"  camera      {s.get('fps')} frames/s")
     return "\n".join(lines)
 

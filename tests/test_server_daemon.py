@@ -3,6 +3,7 @@ events not yet uploaded loses nothing; a misbehaving server never crashes the da
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 import subprocess
@@ -159,3 +160,23 @@ def test_missing_token_file_is_a_config_error(tmp_path: Path) -> None:
     assert TOKEN not in result.stdout + result.stderr
 
 
+
+
+def test_daemon_decides_a_binary_qr_payload_online_by_its_exact_bytes(tmp_path: Path) -> None:
+    """A real QR image holding bytes that are not UTF-8, through the real decoder: the
+    reference server grants the enrolled bytes via code_b64 and refuses a look-alike."""
+    import hashlib
+    enrolled, look_alike = b"\xffGATE-BIN\x01", b"\xfeGATE-BIN\x01"
+    with ReferenceServer(tmp_path / "ref.db", TOKEN) as ref:
+        ref.enrol(code_sha256=hashlib.sha256(enrolled).hexdigest(), label="Binary Bea")
+        config = server_config(tmp_path, ref.url, [enrolled] * 2 + [None] * 6
+                               + [look_alike] * 2 + [None] * 6)
+        result = run_gate(config)
+        assert result.returncode == 0, result.stdout + result.stderr
+    decisions = [e for e in journal_events(tmp_path / "state") if e["kind"] == "decision"]
+    assert [(d["verdict"], d["source"], d["label"]) for d in decisions] == [
+        ("grant", "server", "Binary Bea"), ("deny", "server", "")]
+    assert [d["code_sha256"] for d in decisions] == [hashlib.sha256(p).hexdigest()
+                                                     for p in (enrolled, look_alike)]
+    status = json.loads((tmp_path / "state" / "status.json").read_text())
+    assert status["dead_letters"] == 0
