@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import requests
+from requests.structures import CaseInsensitiveDict
 
 from .errors import GateError
 
@@ -43,7 +44,7 @@ class Reply:
     for a reply without a body, i.e. 304)."""
 
     status: int
-    headers: dict[str, str]
+    headers: Mapping[str, str]   # case-insensitive: HTTP/2 and uvicorn send "etag"
     data: Any
 
 
@@ -111,7 +112,7 @@ def read_reply(r: requests.Response, cap: int, deadline: float,
                progress: Callable[[int, int | None], None] | None = None) -> Reply:
     """The checked reply of a 2xx (or 304, without a body); closes the response."""
     try:
-        headers = {k: v for k, v in r.headers.items()}
+        headers = CaseInsensitiveDict(r.headers)
         if r.status_code == 304:
             return Reply(304, headers, None)
         if media_type(r.headers) != "application/json":

@@ -273,3 +273,14 @@ def test_a_full_page_skips_a_malformed_row_and_keeps_the_rest(cached_store) -> N
     assert (result.rows, result.skipped) == (1, 1)
     assert cached_store.lookup(hash_code("BAD"), SERVER) is None  # fails closed
     assert cached_store.lookup(hash_code("NEW"), SERVER).label == "New"
+
+
+def test_reply_headers_are_case_insensitive(cached_store) -> None:
+    """uvicorn and HTTP/2 send lowercase names; the ETag must still be kept for the 304."""
+    from gate.sync import ETAG_KEY
+    with BadServer("custom") as server:
+        server.reply = (200, "application/json",
+                        body({"cursor": "9", "full": False, "credentials": []}))
+        server.reply_headers = {"etag": '"rev-9"'}
+        CredentialSync(client_for(server.url), cached_store, 60).sync_once()
+    assert cached_store.get_meta(ETAG_KEY) == '"rev-9"'
