@@ -175,6 +175,7 @@ class DateServer:
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 body = b'{"decision": "deny", "reason": "unknown"}'
                 self.send_response(200)
+                self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
