@@ -82,7 +82,7 @@ def _protected_header(data: bytes) -> bytes:
     kid = header[HDR_KID]
     if type(kid) is not bytes or len(kid) != KID_BYTES:
         raise PassError("bad_format", f"kid must be {KID_BYTES} bytes")
-    if cbor2.dumps(header) != data:
+    if cbor2.dumps(header, canonical=True) != data:
         # the signature covers these bytes; one meaning, one encoding
         raise PassError("bad_format", "protected header is not in canonical encoding")
     return kid
