@@ -46,7 +46,6 @@ def test_pass_not_gp1_is_not_the_pass_verifiers_business(tmp_path: Path) -> None
     assert v.check("0" * 64, b"DEMO-ALICE-0001", T) is None
     assert v.verify("gp1:lowercase") is None
     store = CredentialStore(tmp_path / "cred.db")
-    store.replace_origin(LIST, []) if hasattr(store, "replace_origin") else None
     chain = VerifierChain([v, StoreVerifier(store, LIST, source="list")])
     assert chain.check("0" * 64, b"DEMO-ALICE-0001", T).source == "none"
     assert chain.check("0" * 64, issue(claims(), SIGNER).encode(), T).source == "pass"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import io
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import base45  # type: ignore[import-untyped]
@@ -101,12 +102,16 @@ def decode_envelope(body: str) -> Envelope:
         if message.tag != COSE_SIGN1_TAG:
             raise PassError("bad_format", f"CBOR tag {message.tag} is not COSE_Sign1 (18)")
         message = message.value
-    if type(message) is not list or len(message) != 4:
+    # inside a tag cbor2 hands arrays back as tuples and maps as frozendicts
+    if not isinstance(message, (list, tuple)) or len(message) != 4:
         raise PassError("bad_format", "not a COSE_Sign1 array of four")
-    protected, unprotected, payload, signature = message
+    protected: object = message[0]
+    unprotected: object = message[1]
+    payload: object = message[2]
+    signature: object = message[3]
     if type(protected) is not bytes or type(payload) is not bytes or type(signature) is not bytes:
         raise PassError("bad_format", "COSE_Sign1 fields have the wrong types")
-    if unprotected != {}:
+    if not isinstance(unprotected, Mapping) or len(unprotected) != 0:
         # unsigned headers could be swapped by anyone; GP1 has no use for them
         raise PassError("bad_format", "unprotected header is not empty")
     if len(signature) != 64:
