@@ -26,6 +26,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "scanpath": ([], ["--quick"]),
     "pipeline": ([], ["--quick"]),
     "store": ([], ["--n", "100000"]),
+    "passes": ([], ["--n", "100000"]),
 }
 
 
