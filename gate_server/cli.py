@@ -169,8 +169,9 @@ def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
 @_with_db
 def cmd_admin_add(session: Any, secret: bytes, settings: Settings, args: argparse.Namespace) -> int:
     password = _read_secret_file(Path(args.password_file), "--password-file")
-    admin.add_admin(session, security.password_hasher(), args.user, password, settings.clock())
-    _print({"admin": args.user})
+    admin.add_admin(session, security.password_hasher(), args.user, password, settings.clock(),
+                    args.role)
+    _print({"admin": args.user, "role": args.role})
     return 0
 
 
@@ -268,6 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("admin").add_subparsers(dest="action", required=True).add_parser("add")
     a.add_argument("user")
     a.add_argument("--password-file", required=True)
+    a.add_argument("--role", default="admin", choices=admin.ROLES,
+                   help="admin: everything; reception: passes and events only")
     a.set_defaults(fn=cmd_admin_add)
 
     sv = sub.add_parser("serve")

@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -21,10 +22,14 @@ from .core.config import Settings
 from .core.ratelimit import TokenBuckets
 from .db.session import check_schema, make_engine, make_sessionmaker, transaction
 from .services.admin import bind_secret
+from .web import common as web_common
+from .web import manage as web_manage
+from .web import pages as web_pages
 from .web import routes as web
 
 log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+STATIC = Path(__file__).resolve().parent / "static"
 
 
 async def _http_error(request: Request, exc: Any) -> JSONResponse:
@@ -74,6 +79,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.buckets = TokenBuckets(settings.rate.burst, settings.rate.per_s, settings.monotonic)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    for module in (verify, credentials, events, health, web):
+    for module in (verify, credentials, events, health, web, web_pages, web_manage):
         app.include_router(module.router)
+    web_common.install(app)
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     return app

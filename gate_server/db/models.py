@@ -92,3 +92,17 @@ class Admin(Base):
     username: Mapped[str] = mapped_column(String(64), primary_key=True)
     password_hash: Mapped[str] = mapped_column(String(256))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # "admin" manages everything; "reception" issues and revokes passes and sees events.
+    role: Mapped[str] = mapped_column(String(16), default="admin", server_default="admin")
+
+
+class WebSession(Base):
+    """A signed-in admin page session, server-side so logout and expiry really end it."""
+
+    __tablename__ = "web_sessions"
+    id_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)  # cookie never stored
+    username: Mapped[str] = mapped_column(ForeignKey("admins.username", ondelete="CASCADE"),
+                                          index=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

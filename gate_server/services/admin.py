@@ -19,6 +19,7 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 MODES = ("off", "soft", "hard")
 DIRECTIONS = ("in", "out", "both")
+ROLES = ("admin", "reception")
 SECRET_CHECK_KEY = "secret_check"
 
 
@@ -96,14 +97,17 @@ def add_gate(session: Session, gate_id: str, site_name: str, direction: str,
 
 
 def add_admin(session: Session, hasher: PasswordHasher, username: str, password: str,
-              now: datetime) -> Admin:
+              now: datetime, role: str = "admin") -> Admin:
+    if role not in ROLES:
+        raise InputError(f"--role: {role!r} is not one of {', '.join(ROLES)}")
     if not USER.fullmatch(username):
         raise InputError(f"USER: {username!r} must be 1-64 letters, digits, '.', '_', '@' or '-'")
     if len(password) < 12:
         raise InputError("--password-file: the password must be at least 12 characters")
     if session.get(Admin, username) is not None:
         raise InputError(f"USER: admin {username!r} exists already")
-    admin = Admin(username=username, password_hash=hasher.hash(password), created_at=now)
+    admin = Admin(username=username, password_hash=hasher.hash(password), created_at=now,
+                  role=role)
     session.add(admin)
     return admin
 
