@@ -84,10 +84,10 @@ async def login(request: Request, session: SessionDep) -> Response:
                       "error": "Wrong username or password."}, 401)
     sid = auth.start_session(session, account, request.app.state.settings.clock())
     session.commit()
-    response = see_other("/admin/passes")
-    auth.set_cookie(request, response, auth.COOKIE, sid, int(auth.SESSION_TTL.total_seconds()))
-    response.delete_cookie(auth.LOGIN_COOKIE, path="/")
-    return response
+    redirect = see_other("/admin/passes")
+    auth.set_cookie(request, redirect, auth.COOKIE, sid, int(auth.SESSION_TTL.total_seconds()))
+    redirect.delete_cookie(auth.LOGIN_COOKIE, path="/")
+    return redirect
 
 
 @router.post("/logout")

@@ -232,10 +232,10 @@ def test_gs_web_gates_page_shows_last_seen_cache_age_version_online(server: Serv
     headers = {**server.auth(), "User-Agent": "gate/1.4.2 python-requests",
                "X-Gate-Cache-Age": "42"}
     assert client.get("/v1/credentials", headers=headers).status_code == 200
-    row = re.search(r"<tr><td>gate-1</td>.*?</tr>", c.get("/admin/gates").text).group(0)  # type: ignore[union-attr]
+    row = re.search(r"<tr><td data-label=\"Gate\">gate-1</td>.*?</tr>", c.get("/admin/gates").text).group(0)  # type: ignore[union-attr]
     assert "online" in row and "1.4.2" in row and "42 s" in row and "2026-03-01 12:00" in row
     server.clock.advance(181)
-    row = re.search(r"<tr><td>gate-1</td>.*?</tr>", c.get("/admin/gates").text).group(0)  # type: ignore[union-attr]
+    row = re.search(r"<tr><td data-label=\"Gate\">gate-1</td>.*?</tr>", c.get("/admin/gates").text).group(0)  # type: ignore[union-attr]
     assert ">offline<" in row
 
 
