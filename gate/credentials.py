@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import difflib
 import functools
 import hashlib
 import logging
+import os
 import re
 import sqlite3
+import stat
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -179,83 +182,141 @@ class CredentialStore:
                            meta.items())
 
 
+COLUMNS = ("code", "code_sha256", "label", "valid_from", "valid_until")
+MAX_CODE_CHARS = 7089    # the most a QR code holds (version 40, numeric)
+MAX_LABEL_CHARS = 256
+MAX_FIELD_CHARS = 8192   # csv's own field limit (128 KiB by default) would let far more in
+MAX_PROBLEMS = 100       # reported one by one; the rest are only counted
+_DATE_LIKE = re.compile(r"^[0-9TtZz:+\-. ]{1,40}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class Problems:
+    """The "file:line: problem" of each skipped row: the first MAX_PROBLEMS kept, the rest
+    counted, so a file of a million bad rows cannot fill the memory or the log."""
+
+    def __init__(self) -> None:
+        self.shown: list[str] = []
+        self.total = 0
+
+    def add(self, problem: str) -> None:
+        self.total += 1
+        if len(self.shown) < MAX_PROBLEMS:
+            self.shown.append(problem)
+
+    def summary(self) -> list[str]:
+        more = self.total - len(self.shown)
+        return self.shown + ([f"... and {more} more problems"] if more else [])
+
+
 @dataclass(frozen=True)
 class AllowlistLoad:
     credentials: list[Credential]
-    problems: list[str]  # "file:line: problem" for each skipped row
+    problems: list[str]  # "file:line: problem" for each skipped row (at most MAX_PROBLEMS + 1)
 
 
 def read_allowlist(path: Path) -> AllowlistLoad:
     """Parse the allowlist CSV into memory. Bad rows are reported and skipped; a bad file
     raises AllowlistError. (The daemon streams instead: see load_allowlist_into.)"""
-    problems: list[str] = []
+    problems = Problems()
     creds: dict[str, Credential] = {}
     for line, cred in iter_allowlist(path, problems):
         if cred.code_sha256 in creds:
-            problems.append(duplicate_problem(path, line))
+            problems.add(duplicate_problem(path, line))
         else:
             creds[cred.code_sha256] = cred
-    return AllowlistLoad(list(creds.values()), problems)
+    return AllowlistLoad(list(creds.values()), problems.summary())
 
 
 def duplicate_problem(path: Path, line: int) -> str:
     return f"{path}:{line}: the same code is listed again; row skipped"
 
 
-def iter_allowlist(path: Path, problems: list[str]) -> Iterator[tuple[int, Credential]]:
-    """(line, credential) for each good row; bad rows are appended to `problems`.
-    Duplicates are left to the caller. A missing, unreadable or headless file raises."""
+def iter_allowlist(path: Path, problems: Problems) -> Iterator[tuple[int, Credential]]:
+    """(line, credential) for each good row; bad rows are added to `problems`. Duplicates
+    are left to the caller. A missing, unreadable, non-UTF-8 file or a bad header raises."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block, a device never end
+            raise AllowlistError(f"{path}: not a regular file")
         with path.open(newline="", encoding="utf-8-sig") as f:
             yield from _parse_rows(path, csv.reader(f), problems)
     except FileNotFoundError:
         raise AllowlistError(f"{path}: allowlist file not found") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+    except UnicodeDecodeError:
+        raise AllowlistError(f"{path}: cannot read allowlist: not UTF-8 text") from None
+    except (OSError, csv.Error) as exc:
         raise AllowlistError(f"{path}: cannot read allowlist: {exc}") from None
 
 
-def _parse_rows(path: Path, reader: Iterator[list[str]], problems: list[str]
+def _parse_rows(path: Path, reader: Iterator[list[str]], problems: Problems
                 ) -> Iterator[tuple[int, Credential]]:
     header = next(reader, None)
     if header is None:
         raise AllowlistError(f"{path}: empty file, expected a header line "
                              "code,label,valid_from,valid_until")
-    cols = [h.strip().lower() for h in header]
-    if ("code" in cols) == ("code_sha256" in cols):
-        raise AllowlistError(f"{path}:1: the header needs exactly one of the columns "
-                             f"'code' or 'code_sha256', got {','.join(cols)}")
-    problems.extend(f"{path}:1: unknown column {c!r} ignored" for c in cols
-                    if c not in ("code", "code_sha256", "label", "valid_from", "valid_until"))
+    cols = _check_header(path, header)
     width = len(cols)
     for row in reader:
         line = reader.line_num  # type: ignore[attr-defined]
         if not row or row[0].lstrip().startswith("#") or not any(c.strip() for c in row):
             continue
-        if len(row) < width:
-            row += [""] * (width - len(row))
-        cells = dict(zip(cols, map(str.strip, row)))
         try:
-            cred = _credential_from(cells)
+            if len(row) != width:  # a missing valid_until must not read as "never expires"
+                raise ValueError(f"{len(row)} fields where the header has {width}")
+            cred = _credential_from(dict(zip(cols, map(str.strip, row))))
         except ValueError as exc:
-            problems.append(f"{path}:{line}: {exc}; row skipped")
+            problems.add(f"{path}:{line}: {exc}; row skipped")
             continue
         yield line, cred
 
 
+def _check_header(path: Path, header: list[str]) -> list[str]:
+    """The header's column names; any column the gate does not know refuses the whole file:
+    a misspelt `valid_till` ignored would turn an expired pass into a grant."""
+    cols = [h.strip().lower() for h in header]
+    for i, col in enumerate(cols, 1):
+        if col in COLUMNS:
+            if cols.index(col) != i - 1:
+                raise AllowlistError(f"{path}:1: column {col!r} appears twice")
+            continue
+        # Never echo an unknown name: a file without its header line has a code there.
+        near = difflib.get_close_matches(col, COLUMNS, n=1, cutoff=0.6) if len(col) < 40 else []
+        hint = (f"did you mean {near[0]!r}?" if near else
+                "is the header line missing?")
+        raise AllowlistError(f"{path}:1: column {i} is not one of {', '.join(COLUMNS)} "
+                             f"({hint}); the file is refused")
+    if ("code" in cols) == ("code_sha256" in cols):
+        raise AllowlistError(f"{path}:1: the header needs exactly one of the columns "
+                             f"'code' or 'code_sha256', got {','.join(cols)}")
+    return cols
+
+
 def _credential_from(cells: dict[str, str]) -> Credential:
+    for name, value in cells.items():
+        if len(value) > MAX_FIELD_CHARS:
+            raise ValueError(f"{name}: longer than {MAX_FIELD_CHARS} characters")
+        if "\x00" in value:
+            raise ValueError(f"{name}: contains a NUL character")
     if "code" in cells:
         if not cells["code"]:
             raise ValueError("empty code")
+        if len(cells["code"]) > MAX_CODE_CHARS:
+            raise ValueError(f"code: longer than a QR code can hold ({MAX_CODE_CHARS})")
         sha = hash_code(cells["code"])
     else:
         sha = cells["code_sha256"].lower()
         if not SHA256_HEX.match(sha):
             raise ValueError("code_sha256 must be 64 hexadecimal digits")
+    label = cells.get("label", "")
+    if len(label) > MAX_LABEL_CHARS:
+        raise ValueError(f"label: longer than {MAX_LABEL_CHARS} characters")
+    if _CONTROL.search(label):
+        raise ValueError("label: contains a control character")
     valid_from = parse_time(cells.get("valid_from", ""), end_of_day=False)
     valid_until = parse_time(cells.get("valid_until", ""), end_of_day=True)
     if valid_from is not None and valid_until is not None and valid_until <= valid_from:
         raise ValueError("valid_until is not after valid_from")
-    return Credential(code_sha256=sha, origin=LIST, label=cells.get("label", ""),
+    return Credential(code_sha256=sha, origin=LIST, label=label,
                       valid_from=valid_from, valid_until=valid_until)
 
 
@@ -264,25 +325,46 @@ def parse_time(text: str, *, end_of_day: bool) -> float | None:
     """ISO 8601 date or date-time to epoch seconds; empty means unbounded.
 
     A time without an offset is the gate's local time; a bare date covers the whole day,
-    so `valid_until = 2026-12-31` is valid until that day's end.
+    so `valid_until = 2026-12-31` is valid until that day's end, and `9999-12-31` (a common
+    "never expires") until the end of year 9999. Any out-of-range value raises ValueError.
     """
     if not text:
         return None
+    shown = repr(text) if _DATE_LIKE.match(text) else "the value"  # never echo a stray code
     try:
         if len(text) == 10:
             d = date.fromisoformat(text)
-            dt = datetime.combine(d + timedelta(days=1) if end_of_day else d, dtime())
-        else:
-            dt = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not an ISO 8601 date or date-time") from None
-    return dt.timestamp()  # naive datetimes are taken as local time
+            start = _timestamp(datetime.combine(d, dtime()))
+            if not end_of_day:
+                return start
+            if d == date.max:  # there is no next day to start; DST never falls on it
+                return start + 86400.0
+            return _timestamp(datetime.combine(d + timedelta(days=1), dtime()))
+        return _timestamp(datetime.fromisoformat(text))
+    except (ValueError, OverflowError):
+        raise ValueError(f"{shown} is not an ISO 8601 date or date-time within years "
+                         "1..9999") from None
+
+
+def _timestamp(dt: datetime) -> float:
+    """Epoch seconds; a naive datetime is local time. Python's own local conversion fails
+    within a day of years 1 and 9999 (it steps past them looking for the offset), so there
+    the offset of the same day in an in-range leap year is used."""
+    try:
+        return dt.timestamp()
+    except (OverflowError, ValueError, OSError):
+        if dt.tzinfo is not None:
+            raise
+    probe = dt.replace(year=min(max(dt.year, 4), 9996))  # leap years: Feb 29 maps too
+    offset = probe.astimezone().utcoffset() or timedelta()
+    return (dt - datetime(1970, 1, 1)).total_seconds() - offset.total_seconds()
 
 
 @dataclass(frozen=True)
 class ListLoaded:
     count: int           # credentials now in the store from the list
-    problems: list[str]  # "file:line: problem" for each skipped row
+    problems: list[str]  # "file:line: problem" for each skipped row (the first MAX_PROBLEMS)
+    problem_count: int = 0  # every skipped row, also those not listed
 
 
 def load_allowlist_into(store: CredentialStore, path: Path) -> ListLoaded:
@@ -291,7 +373,7 @@ def load_allowlist_into(store: CredentialStore, path: Path) -> ListLoaded:
     Rows go from the CSV reader straight to SQLite (which also finds duplicates), so a
     list of a million codes never sits in memory. A file that fails half-way leaves the
     previous list whole."""
-    problems: list[str] = []
+    problems = Problems()
     count = store.replace_unique(LIST, iter_allowlist(path, problems),
-                                 lambda line: problems.append(duplicate_problem(path, line)))
-    return ListLoaded(count, problems)
+                                 lambda line: problems.add(duplicate_problem(path, line)))
+    return ListLoaded(count, problems.summary(), problems.total)

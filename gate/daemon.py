@@ -118,7 +118,8 @@ class Gate:
         self.store = CredentialStore(cfg.credentials_path)
         parts.callback(self.store.close)
         self.list_watcher = ListWatcher(self.store, cfg.list.path, cfg.list.watch_interval_s,
-                                        self.journal)
+                                        self.journal,
+                                        on_fault=lambda on: self._set_fault("allowlist", on))
         self.list_watcher.load_now()  # a missing or broken list stops us here, relay locked
         self.list_watcher.start()
         parts.callback(self.list_watcher.close)

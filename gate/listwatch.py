@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from .credentials import CredentialStore, load_allowlist_into
@@ -20,12 +21,14 @@ class ListWatcher:
     """Background thread that polls the allowlist's (mtime, size, inode) and reloads it.
 
     A file that disappears or breaks while running keeps the last good list loaded and is
-    reported loudly; at start (`load_now`) the same problems are fatal.
+    reported loudly (log, journal `list_error`, and `on_fault(True)` until a good load calls
+    `on_fault(False)`); at start (`load_now`) the same problems are fatal.
     """
 
     def __init__(self, store: CredentialStore, path: Path, interval_s: float,
-                 journal: Journal) -> None:
+                 journal: Journal, on_fault: Callable[[bool], None] | None = None) -> None:
         self.store = store
+        self.on_fault = on_fault
         self.path = path
         self.interval_s = interval_s
         self.journal = journal
@@ -42,9 +45,10 @@ class ListWatcher:
         for problem in result.problems:
             log.warning("allowlist: %s", problem)
         self.journal.record("system", event="list_loaded", credentials=result.count,
-                            problems=len(result.problems))
+                            problems=result.problem_count)
         log.info("allowlist %s: %d credentials, %d problems", self.path,
-                 result.count, len(result.problems))
+                 result.count, result.problem_count)
+        self._fault(False)
         return result.count
 
     def start(self) -> None:
@@ -88,6 +92,17 @@ class ListWatcher:
             except AllowlistError as exc:
                 self._stamp = self._file_stamp()  # report once per change, not every poll
                 log.error("%s; keeping the list loaded before", exc)
-                self.journal.record("system", event="list_error")
+                self._fault(True)
+                self.journal.record("system", event="list_error", error=str(exc))
             except Exception:  # never let the watcher die: the watchdog would restart us
+                self._stamp = self._file_stamp()
                 log.exception("allowlist reload failed; keeping the list loaded before")
+                self._fault(True)
+                self.journal.record("system", event="list_error", error="unexpected error")
+
+    def _fault(self, on: bool) -> None:
+        if self.on_fault is not None:
+            try:
+                self.on_fault(on)
+            except Exception:  # the indicator failing must not stop the reloads
+                log.exception("allowlist: showing the fault failed")

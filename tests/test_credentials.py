@@ -108,11 +108,142 @@ def test_allowlist_bad_sha256_values_are_reported(tmp_path: Path) -> None:
     assert all("64 hexadecimal" in p for p in load.problems)
 
 
-def test_allowlist_unknown_column_is_reported_but_the_rows_load(tmp_path: Path) -> None:
-    path = write_list(tmp_path, "code,label,room\nE-5,Eve,101\n")
+@pytest.mark.parametrize(("header", "word"), [
+    ("code,label,valid_till", "did you mean 'valid_until'?"),   # misspelt: would never expire
+    ("code,label,valid_from,valid_until,room", "column 5 is not one of"),
+    ("code,label,", "column 3 is not one of"),                    # an empty column name
+])
+def test_allowlist_unknown_column_refuses_the_whole_file(tmp_path: Path, header: str,
+                                                         word: str) -> None:
+    path = write_list(tmp_path, f"{header}\nE-5,Eve,2020-01-01,x,y\n")
+    with pytest.raises(AllowlistError) as info:
+        read_allowlist(path)
+    assert str(info.value).startswith(f"{path}:1: ") and word in str(info.value)
+
+
+def test_allowlist_headerless_file_is_refused_without_echoing_the_code(tmp_path: Path) -> None:
+    secret = "RAW-SECRET-7781"  # the technician forgot the header: the first row is a code
+    path = write_list(tmp_path, f"{secret},Alice,,\nOTHER-1,Bob,,\n")
+    with pytest.raises(AllowlistError) as info:
+        read_allowlist(path)
+    assert "header line missing" in str(info.value)
+    assert secret.lower() not in str(info.value).lower()
+
+
+def test_allowlist_duplicate_column_refuses_the_whole_file(tmp_path: Path) -> None:
+    path = write_list(tmp_path, "code,label,valid_until,Valid_Until\nA,a,2020-01-01,2099-01-01\n")
+    with pytest.raises(AllowlistError, match="'valid_until' appears twice"):
+        read_allowlist(path)
+
+
+def test_allowlist_far_future_dates_load_as_valid_rows(tmp_path: Path) -> None:
+    path = write_list(tmp_path, "code,label,valid_from,valid_until\n"
+                                "A,never expires,,9999-12-31\n"
+                                "B,last second,0001-01-01,9999-12-31T23:59:59\n"
+                                "C,offset,,9999-12-31T23:59:59-12:00\n")
+    load = read_allowlist(path)
+    assert load.problems == []
+    a, b, c = load.credentials
+    assert a.valid_until is not None and a.valid_until > local_ts(9999, 12, 31, 23, 59, 59)
+    assert b.valid_from is not None and b.valid_from < local_ts(2000, 1, 1)
+    assert c.valid_until == datetime(9999, 12, 31, 23, 59, 59,
+                                     tzinfo=timezone(timedelta(hours=-12))).timestamp()
+
+
+@pytest.mark.parametrize("tz", ["Pacific/Kiritimati", "America/Adak", "UTC", "Asia/Kolkata"])
+def test_parse_time_year_edges_never_overflow_in_any_local_zone(tz: str) -> None:
+    import subprocess
+    import sys
+    # Local time is process-wide: each zone in its own interpreter.
+    code = ("from gate.credentials import parse_time as p\n"
+            "for t in ('9999-12-31', '9999-12-31T23:59:59', '0001-01-01', '0001-01-01T00:00'):\n"
+            "    a, b = p(t, end_of_day=False), p(t, end_of_day=True)\n"
+            "    assert a <= b, (t, a, b)\n"
+            "print(p('9999-12-31', end_of_day=True) > p('9999-12-31', end_of_day=False))\n")
+    import os
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "TZ": tz}, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "True", out.stderr
+
+
+def test_allowlist_unusable_values_are_skipped_with_file_and_line(tmp_path: Path) -> None:
+    path = write_list(tmp_path, "\n".join([
+        "code,label,valid_from,valid_until",      # 1
+        "A,short row,2020-01-01",                  # 2 valid_until missing: not "never"
+        "B,long row,,,extra",                      # 3
+        "C,year out of range,,10000-01-01",        # 4
+        "D,year zero,0000-01-01,",                 # 5
+        "E,nul\x00inside,,",                       # 6
+        "F," + "L" * 300 + ",,",                   # 7 label too long
+        "G" * 8000 + ",huge code,,",               # 8
+        "H,tab\tin label,,",                       # 9 control character
+        "I,fine,,9999-12-31",                      # 10
+    ]) + "\n")
+    load = read_allowlist(path)
+    assert [c.label for c in load.credentials] == ["fine"]
+    assert [p.split(": ", 1)[0] for p in load.problems] == [f"{path}:{n}" for n in range(2, 10)]
+    assert "3 fields where the header has 4" in load.problems[0]
+    assert "within years 1..9999" in load.problems[2]
+    assert "NUL" in load.problems[4]
+    assert "G" * 50 not in "\n".join(load.problems)  # values too long are never echoed
+
+
+def test_allowlist_bad_value_that_might_be_a_code_is_not_echoed(tmp_path: Path) -> None:
+    path = write_list(tmp_path, "code,label,valid_from,valid_until\n"
+                                "A,a,SECRET-CODE-991,\n")   # shifted cells
+    (problem,) = read_allowlist(path).problems
+    assert "SECRET" not in problem and "the value is not an ISO 8601" in problem
+
+
+@pytest.mark.parametrize(("content", "count"), [
+    (b"code,label\r\nA,a\r\nB,b\r\n", 2),            # CRLF
+    (b"\xef\xbb\xbfcode,label\nA,a\n", 1),              # BOM
+    (b"code,label,valid_from,valid_until\n", 0),        # header only: an empty list
+    (b"code,label\n\n\n# comment\nA,a\n", 1),
+])
+def test_allowlist_clean_loads(tmp_path: Path, content: bytes, count: int) -> None:
+    path = tmp_path / "allow.csv"
+    path.write_bytes(content)
+    load = read_allowlist(path)
+    assert load.problems == [] and len(load.credentials) == count
+
+
+def test_allowlist_huge_field_and_fifo_are_clear_errors(tmp_path: Path) -> None:
+    import os
+    path = tmp_path / "allow.csv"
+    path.write_bytes(b'code,label\n"' + b"x" * 200_000 + b'",a\n')  # past csv's field limit
+    with pytest.raises(AllowlistError, match="cannot read allowlist"):
+        read_allowlist(path)
+    fifo = tmp_path / "fifo.csv"
+    os.mkfifo(fifo)  # opening it would block the watcher for ever
+    with pytest.raises(AllowlistError, match="not a regular file"):
+        read_allowlist(fifo)
+
+
+def test_allowlist_many_bad_rows_report_a_bounded_list(tmp_path: Path) -> None:
+    from gate.credentials import MAX_PROBLEMS
+    path = write_list(tmp_path, "code,label\n" + ",empty\n" * 5000 + "OK,ok\n")
     load = read_allowlist(path)
     assert len(load.credentials) == 1
-    assert load.problems == [f"{path}:1: unknown column 'room' ignored"]
+    assert len(load.problems) == MAX_PROBLEMS + 1
+    assert load.problems[-1] == f"... and {5000 - MAX_PROBLEMS} more problems"
+
+
+def test_allowlist_loader_never_raises_anything_but_allowlist_error(tmp_path: Path) -> None:
+    import random
+    rng = random.Random(8)
+    pieces = [b"code", b"code_sha256", b"label", b"valid_from", b"valid_until", b",", b"\n",
+              b"\r\n", b'"', b"9999-12-31", b"0001-01-01", b"T23:59:59+14:00", b"\x00",
+              b"\xff", b"\xef\xbb\xbf", b"#", b"A" * 300, b"2026-02-30", b" ", b"Z"]
+    path = tmp_path / "allow.csv"
+    for _ in range(400):
+        path.write_bytes(b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 40))))
+        try:
+            load = read_allowlist(path)
+        except AllowlistError as exc:
+            assert str(path) in str(exc)
+        else:
+            assert all(p.startswith(f"{path}:") for p in load.problems)
 
 
 @pytest.mark.parametrize(("content", "word"), [
