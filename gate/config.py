@@ -4,6 +4,10 @@ and bounds, and every error names the file, the key and the problem."""
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
+import reprlib
+import stat
 import tomllib
 import types
 import typing
@@ -15,6 +19,14 @@ from .errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("/etc/gate/gate.toml")
 Verdict = Literal["grant", "deny", "staff"]
+MAX_CONFIG_BYTES = 1 << 20   # a real config is a few KiB; a bigger file is a mistake
+MAX_STRING_CHARS = 4096      # PATH_MAX, and far more than any id or URL needs
+
+# Values shown in error messages are cut short: a huge or deeply nested value must not
+# flood the log (or overflow the stack while being printed).
+_shown = reprlib.Repr()
+_shown.maxstring, _shown.maxother, _shown.maxlist, _shown.maxdict, _shown.maxlevel = \
+    60, 60, 6, 6, 3
 
 
 def opt(default: Any, doc: str, *, min: float | None = None, max: float | None = None,
@@ -173,7 +185,8 @@ def _default_status() -> dict[str, str]:
 @dataclass(frozen=True)
 class PolicySection:
     offline: Literal["cache", "deny"] = opt("cache", "an unreachable server: use the cache, or deny")
-    max_cache_age_s: float = opt(604800.0, "a cache not synced for this long no longer grants", min=0)
+    max_cache_age_s: float = opt(604800.0, "a cache not synced for this long no longer grants",
+                                 min=0, max=10 * 365 * 86400)
     status: dict[str, Verdict] = opt(None, "server colour -> verdict", default_factory=_default_status)
 
 
@@ -261,16 +274,31 @@ SECTIONS: dict[str, Any] = {f.name: f.type for f in dataclasses.fields(Config)
 
 
 def load_config(path: Path | str) -> Config:
-    """Read and validate a TOML config; raise ConfigError listing every problem found."""
+    """Read and validate a TOML config; raise ConfigError listing every problem found.
+    Nothing else escapes, whatever the file holds."""
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        with open(path, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):  # a FIFO blocks, /dev/zero never ends
+                raise ConfigError([f"{path}: not a regular file"])
+            data = f.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError([f"{path}: file not found"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"{path}: cannot read: {exc}"]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError([f"{path}: larger than {MAX_CONFIG_BYTES} bytes; not a gate config"])
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ConfigError([f"{path}:{line}: not UTF-8 text (byte {exc.start})"]) from None
+    try:
+        raw = tomllib.loads(text)
+    except ValueError as exc:  # TOMLDecodeError, and ints past Python's 4300-digit limit
+        raise ConfigError([f"{path}: not valid TOML: {str(exc)[:200]}"]) from None
+    except RecursionError:
+        raise ConfigError([f"{path}: not valid TOML: arrays or tables nested too deeply"]) from None
     return parse_config(raw, path)
 
 
@@ -281,7 +309,8 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
     sections: dict[str, Any] = {}
     for name, value in raw.items():
         if name not in SECTIONS:
-            problems.append(f"{path}: [{name}]: unknown section (known: {', '.join(SECTIONS)})")
+            problems.append(f"{path}: [{_name(name)}]: unknown section "
+                            f"(known: {', '.join(SECTIONS)})")
             continue
         if not isinstance(value, dict):
             problems.append(f"{path}: [{name}]: must be a table")
@@ -298,6 +327,11 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
     return cfg
 
 
+def _name(name: str) -> str:
+    """A section or key name as written, cut short and without control characters."""
+    return name if len(name) <= 60 and name.isprintable() else _shown.repr(name)
+
+
 def _section_class(hint: Any) -> type:
     if isinstance(hint, types.UnionType):  # ServerSection | None
         return next(a for a in typing.get_args(hint) if a is not type(None))
@@ -310,7 +344,7 @@ def _parse_section(cls: type, section: str, raw: dict[str, Any], path: Path, bas
     fields = {f.name: f for f in dataclasses.fields(cls)}
     values: dict[str, Any] = {}
     for key, value in raw.items():
-        where = f"{path}: [{section}] {key}"
+        where = f"{path}: [{section}] {_name(key)}"
         if key not in fields:
             problems.append(f"{where}: unknown key (known: {', '.join(fields)})")
             continue
@@ -335,47 +369,59 @@ def _coerce(hint: Any, value: Any, meta: Any, base_dir: Path) -> Any:
         return _coerce(next(a for a in args if a is not type(None)), value, meta, base_dir)
     origin = typing.get_origin(hint)
     if origin is Literal:
-        if value not in args:
-            raise ValueError(f"must be one of {', '.join(repr(a) for a in args)}, got {value!r}")
+        if not isinstance(value, (str, int)) or value not in args:
+            raise ValueError(f"must be one of {', '.join(repr(a) for a in args)}, "
+                             f"got {_shown.repr(value)}")
         return value
     if hint is bool:
         if not isinstance(value, bool):
-            raise ValueError(f"must be true or false, got {value!r}")
+            raise ValueError(f"must be true or false, got {_shown.repr(value)}")
         return value
     if hint in (int, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"must be a number, got {value!r}")
+            raise ValueError(f"must be a number, got {_shown.repr(value)}")
         if hint is int and not isinstance(value, int):
-            raise ValueError(f"must be a whole number, got {value!r}")
-        if value != value:  # TOML nan passes every bound check below
-            raise ValueError("must be a number, got nan")
+            raise ValueError(f"must be a whole number, got {_shown.repr(value)}")
+        if isinstance(value, float) and not math.isfinite(value):  # nan passes every bound
+            raise ValueError(f"must be a finite number, got {value}")
+        if abs(value) > 1e15:  # beyond any bound, and float() of a huge int overflows
+            raise ValueError("must be within -1e15..1e15 (and its own bounds), got a "
+                             "number far outside them")
         _check_bounds(value, meta)
         return hint(value)
     if hint is str:
         if not isinstance(value, str):
-            raise ValueError(f"must be a string, got {value!r}")
-        return value
+            raise ValueError(f"must be a string, got {_shown.repr(value)}")
+        return _check_text(value)
     if hint is Path:
         if not isinstance(value, str) or not value:
-            raise ValueError(f"must be a non-empty path string, got {value!r}")
-        p = Path(value).expanduser()
+            raise ValueError(f"must be a non-empty path string, got {_shown.repr(value)}")
+        p = Path(_check_text(value)).expanduser()
         return p if p.is_absolute() else base_dir / p
     if origin is tuple:
         if not isinstance(value, list) or len(value) != len(args):
-            raise ValueError(f"must be a list of {len(args)} numbers, got {value!r}")
+            raise ValueError(f"must be a list of {len(args)} numbers, got {_shown.repr(value)}")
         return tuple(_coerce(a, v, meta, base_dir) for a, v in zip(args, value))
     if origin is dict:
         if not isinstance(value, dict):
-            raise ValueError(f"must be a table, got {value!r}")
+            raise ValueError(f"must be a table, got {_shown.repr(value)}")
         key_t, val_t = args
         out = {}
         for k, v in value.items():
             try:
                 out[_coerce(key_t, k, {}, base_dir)] = _coerce(val_t, v, {}, base_dir)
             except ValueError as exc:
-                raise ValueError(f"{k}: {exc}") from None
+                raise ValueError(f"{_name(k)}: {exc}") from None
         return out
     raise ValueError(f"unsupported type {hint}")  # a schema bug, reported, not crashed on
+
+
+def _check_text(value: str) -> str:
+    if len(value) > MAX_STRING_CHARS:
+        raise ValueError(f"must be at most {MAX_STRING_CHARS} characters, got {len(value)}")
+    if not value.isprintable():  # NUL breaks every path call later, newlines forge log lines
+        raise ValueError(f"must not contain control characters, got {_shown.repr(value)}")
+    return value
 
 
 def _check_bounds(value: float, meta: Any) -> None:
@@ -534,8 +580,8 @@ def _check_server_url(url: str, path: Path) -> list[str]:
             loopback = False
         if loopback:
             return []
-        return [f"{where}: plain http:// is allowed only for a loopback address, got {url!r}"]
-    return [f"{where}: must be an https:// URL, got {url!r}"]
+        return [f"{where}: plain http:// is allowed only for a loopback address, got {_shown.repr(url)}"]
+    return [f"{where}: must be an https:// URL, got {_shown.repr(url)}"]
 
 
 def describe(cfg: Config) -> str:

@@ -504,15 +504,29 @@ class Gate:
     # -- reload and stop --------------------------------------------------------------------
 
     def reload(self) -> None:
-        """SIGHUP: re-read config and list. The relay and camera are left as they are."""
+        """SIGHUP: re-read config and list. The relay and camera are left as they are. A
+        file that does not load is refused whole and the running config kept."""
         path = self.cfg.source_path
         assert path is not None
         try:
             new = load_config(path)
         except ConfigError as exc:
             log.error("reload refused, keeping the running config:\n%s", exc)
-            self.journal.record("system", event="reload_failed", problems=len(exc.problems))
+            self.journal.record("system", event="reload_failed", problems=len(exc.problems),
+                                error=exc.problems[0][:500])
             return
+        try:
+            self._apply(new)
+        except Exception as exc:  # a part refusing the new values must not stop the door
+            log.exception("reload failed half-way; parts not yet changed keep their config")
+            self.journal.record("system", event="reload_failed", problems=1,
+                                error=f"{type(exc).__name__} while applying")
+            return
+        self.journal.record("system", event="reloaded")
+        log.info("reloaded %s", path)
+
+    def _apply(self, new: Config) -> None:
+        """Hand the new values to each part; wiring keys wait for a restart."""
         for section in ("camera", "gpio", "gate", "server", "journal", "mqtt", "metrics"):
             if getattr(new, section) != getattr(self.cfg, section):
                 log.warning("reload: [%s] changed; it takes effect after a restart", section)
@@ -536,8 +550,6 @@ class Gate:
         self.chain = LockdownChain(build_chain(self.cfg, self.store, self.online,
                                                clock=self.clock, lockout=self.lockout),
                                    self.lockdown)
-        self.journal.record("system", event="reloaded")
-        log.info("reloaded %s", path)
 
     def close(self) -> None:
         """Lock the door and release every part; runs on every exit path."""

@@ -251,7 +251,163 @@ def test_config_non_utf8_file_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "latin1.toml"
     path.write_bytes('[gate]\nid = "Gar\xe7on"\n'.encode("latin-1"))
     (problem,) = problems_of(path)
-    assert problem.startswith(f"{path}: cannot read")
+    assert problem == f"{path}:2: not UTF-8 text (byte 16)"
+
+
+# -- malformed files: each a ConfigError naming file, key and problem, never anything else --
+
+BIG = "9" * 400
+
+
+@pytest.mark.parametrize(("text", "where", "word"), [
+    (f"[policy]\nmax_cache_age_s = {BIG}\n", "[policy] max_cache_age_s", "far outside"),
+    (f"[indicators]\ngranted_led = [{BIG}, 0, 1]\n", "[indicators] granted_led", "far outside"),
+    ("[policy]\nmax_cache_age_s = 1e400\n", "[policy] max_cache_age_s", "finite"),  # inf
+    ("[policy]\nmax_cache_age_s = inf\n", "[policy] max_cache_age_s", "finite"),
+    ("[door]\nopen_s = -inf\n", "[door] open_s", "finite"),
+    ("[indicators]\nfault_led = [nan, 1]\n", "[indicators] fault_led", "finite"),
+    ("[policy]\nmax_cache_age_s = 1e12\n", "[policy] max_cache_age_s", "<="),
+    (f'[gate]\nid = "{"x" * 5000}"\n', "[gate] id", "at most 4096"),
+    ('[gate]\nid = "a\\u0000b"\n', "[gate] id", "control characters"),
+    ('[list]\npath = "/etc/a\\u0000b"\n', "[list] path", "control characters"),
+    ('[gate]\nid = "line\\nforged"\n', "[gate] id", "control characters"),
+    ("[gate]\nid = [[[[[[[[1]]]]]]]]\n", "[gate] id", "string"),
+    ("[camera]\nsource = [1]\n", "[camera] source", "one of"),   # unhashable vs the choices
+    ("[policy.status]\ngreen = {a = {b = 1}}\n", "[policy] status", "green"),
+    ("[gate]\nid = 1979-05-27T07:32:00Z\n", "[gate] id", "string"),
+])
+def test_config_malformed_value_names_file_key_and_problem(tmp_path: Path, text: str, where: str,
+                                                           word: str) -> None:
+    path = write_config(tmp_path, text)
+    problems = problems_of(path)
+    assert any(p.startswith(f"{path}: {where}:") and word in p for p in problems), problems
+    assert all(len(p) < 1000 for p in problems), "a huge value must not be echoed whole"
+
+
+@pytest.mark.parametrize(("content", "word"), [
+    ("a = " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
+    ("a = " + "{a = " * 3000 + "1" + "}" * 3000 + "\n", "not valid TOML"),
+    ("a = 1" + "0" * 5000 + "\n", "not valid TOML"),      # past Python's int digit limit
+    ("# " + "x" * (1 << 20) + "\n", "larger than"),
+])
+def test_config_malformed_file_names_the_file(tmp_path: Path, content: str, word: str) -> None:
+    path = write_config(tmp_path, content)
+    (problem,) = problems_of(path)
+    assert problem.startswith(f"{path}") and word in problem, problem[:300]
+
+
+def test_config_directory_and_fifo_are_config_errors(tmp_path: Path) -> None:
+    import os
+    (problem,) = problems_of(tmp_path)
+    assert problem.startswith(f"{tmp_path}: ") and "directory" in problem.lower()
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)
+    fd = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)  # a writer, so opening it cannot hang
+    try:
+        (problem,) = problems_of(fifo)
+    finally:
+        os.close(fd)
+    assert problem == f"{fifo}: not a regular file"
+
+
+def test_config_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
+    import os
+    locked = write_config(tmp_path, "[gate]\n")
+    locked.chmod(0)
+    if os.geteuid() == 0:
+        pytest.skip("running as root: mode 0 is still readable")
+    (problem,) = problems_of(locked)
+    assert problem.startswith(f"{locked}: cannot read") and "ermission" in problem
+
+
+NASTY: list[Any] = ["/", "~", "a\x00", "x" * 5000, "https://x", "http://127.0.0.1", "mock",
+                    "files", "zxing", "grant", "cache", 10 ** 400, -(10 ** 400), 10 ** 16,
+                    math.inf, -math.inf, math.nan, 1e300, -1e300, 0, -1, True, [], {},
+                    [math.inf, math.nan, 10 ** 400], [[[[1]]]], {"a": {"b": [1]}}]
+
+
+def check_parse(raw: dict[str, Any], path: Path) -> None:
+    """parse_config returns a usable Config (finite numbers only) or raises ConfigError whose
+    every problem names the file; anything else escaping fails the test."""
+    try:
+        cfg = parse_config(raw, path)
+    except ConfigError as exc:
+        assert exc.problems and all(p.startswith(str(path)) for p in exc.problems)
+        return
+    for section, key, _, _ in section_fields():
+        part = getattr(cfg, section)
+        value = getattr(part, key) if part is not None else None
+        for v in value if isinstance(value, tuple) else (value,):
+            assert not isinstance(v, float) or math.isfinite(v), (section, key, v)
+
+
+def test_config_every_key_with_every_nasty_value_gives_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "gate.toml"
+    server = {"url": "https://x"}
+    for section, key, _, _ in section_fields():
+        for value in NASTY:
+            base = {"server": dict(server)} if section == "server" else {}
+            base.setdefault(section, {})[key] = value
+            check_parse(base, path)
+
+
+def test_config_loader_only_ever_raises_config_error_hypothesis(tmp_path: Path) -> None:
+    """Property: whatever the parsed TOML holds (any section, key and value of any TOML type,
+    nested), parse_config returns a usable Config or raises ConfigError, nothing else."""
+    from hypothesis import HealthCheck, given, settings, strategies as st
+
+    pairs = st.sampled_from([(s, k) for s, k, _, _ in section_fields()]
+                            + [("nope", "x"), ("gate", "bogus"), ("gate", "")])
+    scalars = st.one_of(
+        st.sampled_from(NASTY), st.booleans(), st.sampled_from(NASTY), st.integers(),
+        st.sampled_from(NASTY), st.text(max_size=20),
+        st.floats(allow_nan=True, allow_infinity=True), st.datetimes(), st.dates(), st.times())
+    values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
+                          | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+                          max_leaves=10)
+    entries = st.lists(st.tuples(pairs, values), max_size=8)
+    whole = st.dictionaries(st.sampled_from(list(SECTIONS)), values, max_size=2)
+    path = tmp_path / "gate.toml"
+
+    @settings(max_examples=300, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(entries, whole)
+    def check(items: list[tuple[tuple[str, str], Any]], sections: dict[str, Any]) -> None:
+        raw: dict[str, Any] = {}
+        for (section, key), value in items:
+            raw.setdefault(section, {})[key] = value
+        for section, value in sections.items():  # a section that is not a table at all
+            raw.setdefault(section, value)
+        check_parse(raw, path)
+
+    check()
+
+
+def test_config_loader_only_ever_raises_config_error_on_mutated_bytes(tmp_path: Path) -> None:
+    """Seeded byte mutations of the example config through load_config: ConfigError or a
+    Config, never a traceback."""
+    import random
+    rng = random.Random(7)
+    base = (REPO / "config" / "gate.example.toml").read_bytes()
+    inserts = [b"\x00", b"\xff", b"nan", b"inf", b"9" * 30, b"[", b"]", b"{", b"}", b'"',
+               b"\n[x]\n", b"=", b"1e400", b"-", b"\\u0000", b"'''", b"[[a]]\n",
+               b"1" + b"0" * 400, b"[" * 3000, b"1" + b"0" * 5000]
+    path = tmp_path / "gate.toml"
+    for _ in range(300):
+        data = bytearray(base)
+        values = [i + 2 for i in range(len(data)) if data[i:i + 2] == b"= "]
+        for _ in range(rng.randint(1, 6)):
+            at = rng.choice(values) if rng.random() < 0.5 else rng.randrange(len(data) + 1)
+            at = min(at, len(data))
+            if rng.random() < 0.5:
+                data[at:at + rng.randint(1, 8)] = rng.choice(inserts)
+            else:
+                del data[at:at + rng.randint(1, 20)]
+        path.write_bytes(bytes(data))
+        try:
+            load_config(path)
+        except ConfigError:
+            pass
 
 
 # -- paths ----------------------------------------------------------------------------------
