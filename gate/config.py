@@ -334,7 +334,7 @@ def _name(name: str) -> str:
 
 def _section_class(hint: Any) -> type:
     if isinstance(hint, types.UnionType):  # ServerSection | None
-        return next(a for a in typing.get_args(hint) if a is not type(None))
+        return typing.cast(type, next(a for a in typing.get_args(hint) if a is not type(None)))
     return typing.cast(type, hint)
 
 

@@ -20,10 +20,11 @@ from gpiozero.pins import Factory
 from .camera import Frame, FrameSource, open_source
 from .central import ServerClient, read_token
 from .clock import TrustedClock, latest_journal_time
-from .config import Config, ConfigError, broker_address, load_config, parse_listen
+from .config import Config, broker_address, load_config, parse_listen
 from .credentials import CredentialStore
 from .door import Door
-from .errors import AllowlistError, CameraStalled, GateError, JournalError, RelayFault
+from .errors import (AllowlistError, CameraStalled, ConfigError, GateError, JournalError,
+                     RelayFault)
 from .indicators import Indicators
 from .doorio import DoorIO
 from .inputs import StaffCheck
