@@ -7,6 +7,9 @@ from __future__ import annotations
 import base64
 import http.cookiejar
 import logging
+import os
+import re
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +20,7 @@ from typing import Any
 import requests
 
 from .config import ServerSection
-from .errors import ConfigError
+from .errors import ConfigError, GateError
 from .replies import (SYNC_REPLY_MAX, UPLOAD_REPLY_MAX, VERIFY_REPLY_MAX, Reply,
                       ServerUnavailable, an_object, optional, read_reply, required, string_list)
 
@@ -48,14 +51,43 @@ class CredentialsPage:
     etag: str | None
 
 
+MAX_TOKEN_BYTES = 4096
+TOKEN_CHARS = re.compile(r"^[\x21-\x7e]+$")  # visible ASCII: it goes into an HTTP header
+
+
 def read_token(path: Path) -> str:
-    """The bearer token; a missing or empty file is a config error naming the key."""
+    """The bearer token. A missing, empty, oversized or non-ASCII file is a config error
+    naming the key, and so is one that group or others may write (whoever can write it
+    decides whom the gate trusts); one that others may read is a warning."""
+    where = "[server] token_file"
     try:
-        token = path.read_text(encoding="utf-8").strip()
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())  # the file read, not whatever the path names later
+            if not stat.S_ISREG(st.st_mode):
+                raise ConfigError([f"{where}: {path} is not a regular file"])
+            mode = stat.S_IMODE(st.st_mode)
+            if mode & 0o022:
+                who = " and ".join(w for bit, w in ((0o020, "group"), (0o002, "others"))
+                                   if mode & bit)
+                raise ConfigError([f"{where}: {path} is writable by {who} (mode {mode:04o}); "
+                                   f"chmod 0640 {path}"])
+            data = f.read(MAX_TOKEN_BYTES + 1)
     except OSError as exc:
-        raise ConfigError([f"[server] token_file: cannot read {path}: {exc.strerror}"]) from None
+        raise ConfigError([f"{where}: cannot read {path}: {exc.strerror or exc}"]) from None
+    if mode & 0o004:
+        log.warning("%s: %s is readable by everyone on this machine (mode %04o); "
+                    "chmod 0640 it", where, path, mode)
+    if len(data) > MAX_TOKEN_BYTES:
+        raise ConfigError([f"{where}: {path} is larger than {MAX_TOKEN_BYTES} bytes"])
+    try:
+        token = data.decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise ConfigError([f"{where}: {path} is not ASCII text"]) from None
     if not token:
-        raise ConfigError([f"[server] token_file: {path} is empty"])
+        raise ConfigError([f"{where}: {path} is empty"])
+    if not TOKEN_CHARS.match(token):  # never echo it: it is a secret
+        raise ConfigError([f"{where}: {path} must hold one token on one line, without "
+                           "spaces or control characters"])
     return token
 
 

@@ -3,6 +3,7 @@ and measure any QR code in it (`gate test-camera`), so the camera can be aimed a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import statistics
@@ -100,13 +101,18 @@ class CameraReport:
     size: tuple[int, int]
     mean_luma: float
     codes: list[CodeReport]
+    masked: int = 0  # code regions painted over in the saved frame
+
+
+MASK_SCALE = 1.3   # a region grown about its centre: the quiet zone and a blurred edge too
+MASK_MARGIN_PX = 4
+MASK_ROUNDS = 3
 
 
 def run_camera_test(cfg: Config, output: Path, skip: int | None = None) -> CameraReport:
-    """Capture one frame (after `skip` frames, so auto exposure settles), save it as PNG and
-    measure the codes in it."""
-    from PIL import Image
-
+    """Capture one frame (after `skip` frames, so auto exposure settles), measure the codes
+    in it, and save it as PNG (mode 0600) with every code it holds painted over: the frame
+    shows aim, focus and light, never a pass someone could print again."""
     from .camera import open_source
     from .decode import make_decoder
 
@@ -123,19 +129,92 @@ def run_camera_test(cfg: Config, output: Path, skip: int | None = None) -> Camer
     finally:
         source.close()
     luma = frame.luma
-    output.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(luma, mode="L").save(output, format="PNG")
     decoder = make_decoder(cfg.decoder.backend)
-    versions = zxing_versions(luma)
+    found = decoder.decode(luma)
+    versions, zxing_regions = zxing_reads(luma)
     codes = [measure(luma, code.corners, versions.get(code.sha256), code.sha256)
-             for code in decoder.decode(luma)]
+             for code in found]
+    masked, regions = mask_codes(luma, [c.corners for c in found] + zxing_regions)
+    save_private_png(masked, output)
     h, w = luma.shape
-    return CameraReport(output, (w, h), round(float(luma.mean()), 1), codes)
+    return CameraReport(output, (w, h), round(float(luma.mean()), 1), codes, regions)
 
 
-def zxing_versions(luma: np.ndarray) -> dict[str, int]:
-    """QR version of each code zxing-cpp reads, by payload hash; {} without zxing-cpp or
-    with one that does not report it (3.1 has it in Barcode.extra["Version"])."""
+def mask_codes(luma: np.ndarray, regions: list[Sequence[tuple[float, float]]]
+               ) -> tuple[np.ndarray, int]:
+    """A copy of `luma` with each region (and any code still read after that, by either
+    backend) filled flat. If codes still read after a few rounds, the whole frame is
+    blanked: a saved frame that decodes is worse than none."""
+    from .decode import make_decoder
+    from .errors import DecoderUnavailable
+
+    readers = []
+    for backend in ("zxing", "pyzbar"):
+        try:
+            readers.append(make_decoder(backend))
+        except DecoderUnavailable:
+            continue
+    out = luma.copy()
+    fill = int(np.median(luma))
+    count = 0
+    for _ in range(MASK_ROUNDS):
+        for corners in regions:
+            _fill_region(out, corners, fill)
+        count += len(regions)
+        regions = [code.corners for reader in readers for code in reader.decode(out)]
+        if not regions:
+            return out, count
+    log.warning("test-camera: codes still read after masking; saving a blank frame")
+    out[:] = fill
+    return out, count
+
+
+def _fill_region(luma: np.ndarray, corners: Sequence[tuple[float, float]], fill: int) -> None:
+    from PIL import Image, ImageDraw
+
+    pts = [(float(x), float(y)) for x, y in corners]
+    if not pts:
+        return
+    cx, cy = statistics.fmean(x for x, _ in pts), statistics.fmean(y for _, y in pts)
+    grown = []
+    for x, y in pts:
+        dx, dy = x - cx, y - cy
+        d = math.hypot(dx, dy) or 1.0
+        grown.append((cx + dx * MASK_SCALE + dx / d * MASK_MARGIN_PX,
+                      cy + dy * MASK_SCALE + dy / d * MASK_MARGIN_PX))
+    if len(grown) < 3:  # a point or a line: cover a square around it
+        r = max(max(abs(x - cx), abs(y - cy)) for x, y in grown) + MASK_MARGIN_PX
+        grown = [(cx - r, cy - r), (cx + r, cy - r), (cx + r, cy + r), (cx - r, cy + r)]
+    mask = Image.new("L", (luma.shape[1], luma.shape[0]), 0)
+    ImageDraw.Draw(mask).polygon(grown, fill=255)
+    luma[np.asarray(mask) > 0] = fill
+
+
+def save_private_png(luma: np.ndarray, output: Path) -> None:
+    """Write the PNG through a 0600 temporary file renamed over `output`: the result is
+    0600 even where `output` existed with a wider mode, and never half-written."""
+    import os
+    import tempfile
+
+    from PIL import Image
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=".test-camera-", suffix=".png")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            Image.fromarray(luma, mode="L").save(f, format="PNG")
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, output)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def zxing_reads(luma: np.ndarray) -> tuple[dict[str, int], list[list[tuple[float, float]]]]:
+    """QR version of each code zxing-cpp reads, by payload hash ({} without zxing-cpp or
+    with one that does not report it: 3.1 has it in Barcode.extra["Version"]), and the
+    corners of every code it reads, to be masked."""
     import hashlib
 
     from .decode import qr_formats
@@ -143,15 +222,19 @@ def zxing_versions(luma: np.ndarray) -> dict[str, int]:
     try:
         import zxingcpp
     except ImportError:
-        return {}
-    out = {}
+        return {}, []
+    versions: dict[str, int] = {}
+    regions = []
     for b in zxingcpp.read_barcodes(luma, formats=qr_formats(zxingcpp)):
+        pos = b.position
+        regions.append([(float(p.x), float(p.y)) for p in
+                        (pos.top_left, pos.top_right, pos.bottom_right, pos.bottom_left)])
         extra = getattr(b, "extra", None) or {}
         try:
-            out[hashlib.sha256(bytes(b.bytes)).hexdigest()] = int(extra["Version"])
+            versions[hashlib.sha256(bytes(b.bytes)).hexdigest()] = int(extra["Version"])
         except (KeyError, TypeError, ValueError):
             continue
-    return out
+    return versions, regions
 
 
 def measure(luma: np.ndarray, corners: Sequence[tuple[int, int]], version: int | None,
@@ -219,6 +302,9 @@ def _runs(values: np.ndarray) -> list[tuple[bool, int]]:
 def format_camera_report(r: CameraReport) -> str:
     lines = [f"frame: {r.size[0]}x{r.size[1]} saved to {r.saved} (mean brightness "
              f"{r.mean_luma:.0f} of 255{_exposure_hint(r.mean_luma)})"]
+    if r.masked:
+        lines.append(f"codes painted over in the saved frame: {r.masked} (a saved pass could "
+                     "be printed again)")
     if not r.codes:
         lines.append("QR: none read. Hold a code where visitors will, check focus and light, "
                      "and look at the saved frame.")

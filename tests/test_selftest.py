@@ -18,7 +18,7 @@ from gate.config import load_config
 from gate.errors import GateError
 from gate.selftest import measure, modules_from_finder, run_relay_test
 from gatehelpers import ALICE, setup_config, states
-from qrimages import qr_frame, write_png
+from qrimages import qr_frame, qr_modules, write_png
 
 RELAY = 17
 
@@ -97,7 +97,45 @@ def test_selftest_camera_saves_the_frame_and_reports_pixels_per_module(tmp_path:
         in proc.stdout, proc.stdout
     assert ALICE not in proc.stdout + proc.stderr
     saved = np.asarray(Image.open(out))
-    assert saved.shape == luma.shape and (saved == luma).all()
+    assert saved.shape == luma.shape
+    assert (saved[:40] == luma[:40]).all(), "the frame away from the code is kept for aiming"
+
+
+@pytest.mark.parametrize("backend", ["zxing", "pyzbar"])
+def test_selftest_camera_saved_frame_decodes_to_nothing_with_either_backend(
+        tmp_path: Path, backend: str) -> None:
+    from gate.decode import make_decoder
+    from gate.selftest import run_camera_test
+
+    # two codes, the second dark-mode (inverted), which zbar reads only when nothing else
+    # is in view: each must be painted over all the same
+    luma = qr_frame([ALICE, "GATE-TEST-SECOND-22"], module_px=4)
+    split = 20 + qr_modules(ALICE).shape[1] * 4 + 10
+    luma[:, split:] = 255 - luma[:, split:]
+    assert len(make_decoder("zxing").decode(luma)) == 2, "the scene must hold two readable codes"
+    config = camera_config(tmp_path, luma, decoder={"backend": backend})
+    out = tmp_path / "shot.png"
+    report = run_camera_test(load_config(config), out)
+    assert report.codes and report.masked >= 2
+    assert all(c.px_per_module == 4.0 for c in report.codes), report.codes  # measured before
+    saved = np.asarray(Image.open(out))
+    for reader in ("zxing", "pyzbar"):
+        assert make_decoder(reader).decode(saved) == [], f"{reader} still reads the saved frame"
+    assert ALICE.encode() not in out.read_bytes()
+
+
+def test_selftest_camera_png_is_0600_even_over_a_wider_existing_file(tmp_path: Path) -> None:
+    import os
+    import stat
+    config = camera_config(tmp_path, qr_frame(ALICE, module_px=5))
+    out = tmp_path / "shot.png"
+    out.write_bytes(b"old")
+    out.chmod(0o666)
+    proc = gate("test-camera", "--config", str(config), "--output", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o600
+    assert "painted over" in proc.stdout
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".test-camera-")] == []
 
 
 def test_selftest_camera_warns_when_modules_are_too_small(tmp_path: Path) -> None:
