@@ -449,7 +449,8 @@ class Gate:
         """None without a [server]; False when the last verify or sync could not reach it."""
         if self.cfg.server is None:
             return None
-        online_ok = self.online.reachable if self.online is not None else None
+        online: OnlineVerifier | None = getattr(self, "online", None)  # not built yet at start
+        online_ok = online.reachable if online is not None else None
         sync = getattr(self, "sync", None)
         sync_ok = None if sync is None else sync.reachable
         if online_ok is False or sync_ok is False:

@@ -134,13 +134,14 @@ def run_camera_test(cfg: Config, output: Path, skip: int | None = None) -> Camer
     versions, zxing_regions = zxing_reads(luma)
     codes = [measure(luma, code.corners, versions.get(code.sha256), code.sha256)
              for code in found]
-    masked, regions = mask_codes(luma, [c.corners for c in found] + zxing_regions)
+    corners: list[Sequence[tuple[float, float]]] = [c.corners for c in found]
+    masked, regions = mask_codes(luma, corners + zxing_regions)
     save_private_png(masked, output)
     h, w = luma.shape
     return CameraReport(output, (w, h), round(float(luma.mean()), 1), codes, regions)
 
 
-def mask_codes(luma: np.ndarray, regions: list[Sequence[tuple[float, float]]]
+def mask_codes(luma: np.ndarray, regions: Sequence[Sequence[tuple[float, float]]]
                ) -> tuple[np.ndarray, int]:
     """A copy of `luma` with each region (and any code still read after that, by either
     backend) filled flat. If codes still read after a few rounds, the whole frame is
@@ -211,7 +212,8 @@ def save_private_png(luma: np.ndarray, output: Path) -> None:
         raise
 
 
-def zxing_reads(luma: np.ndarray) -> tuple[dict[str, int], list[list[tuple[float, float]]]]:
+def zxing_reads(luma: np.ndarray
+                ) -> tuple[dict[str, int], list[Sequence[tuple[float, float]]]]:
     """QR version of each code zxing-cpp reads, by payload hash ({} without zxing-cpp or
     with one that does not report it: 3.1 has it in Barcode.extra["Version"]), and the
     corners of every code it reads, to be masked."""
@@ -224,7 +226,7 @@ def zxing_reads(luma: np.ndarray) -> tuple[dict[str, int], list[list[tuple[float
     except ImportError:
         return {}, []
     versions: dict[str, int] = {}
-    regions = []
+    regions: list[Sequence[tuple[float, float]]] = []
     for b in zxingcpp.read_barcodes(luma, formats=qr_formats(zxingcpp)):
         pos = b.position
         regions.append([(float(p.x), float(p.y)) for p in
