@@ -34,16 +34,20 @@ def test_listwatch_refused_reload_keeps_the_list_journals_and_shows_a_fault(tmp_
     try:
         watcher.load_now()
         watcher.start()
-        for bad in (MISSPELT, "code\x00,label\n", ""):
+        def list_errors() -> list[dict[str, object]]:
+            return [e for e in journal.events(kind="system") if e["event"] == "list_error"]
+
+        for n, bad in enumerate((MISSPELT, "code\x00,label\n", ""), 1):
             path.write_text(bad, encoding="utf-8")
             changed.clear()
             watcher.trigger()
             assert changed.wait(10), "no fault reported"
             assert faults[-1] is True
+            wait_until(lambda: len(list_errors()) == n, what=f"list_error {n}")
             assert store.lookup(hash_code("OLD-1"), LIST) is not None
             assert store.lookup(hash_code("NEW-1"), LIST) is None
-        errors = [e for e in journal.events(kind="system") if e["event"] == "list_error"]
-        assert len(errors) == 3 and str(path) in errors[0]["error"]
+        errors = list_errors()
+        assert len(errors) == 3 and str(path) in str(errors[0]["error"])
         assert "valid_until" in errors[0]["error"]
         path.write_text(GOOD.replace("OLD-1", "NEW-2"), encoding="utf-8")
         changed.clear()
