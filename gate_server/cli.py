@@ -6,6 +6,7 @@ Exit codes: 0 ok, 2 usage or input error (the message names the field), 1 anythi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import ipaddress
 import json
 import logging
@@ -201,6 +202,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     for field, path in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key)):
         if path and not os.access(path, os.R_OK):
             raise UsageError(f"{field}: cannot read {path}")
+    if args.metrics_token_file:
+        settings = dataclasses.replace(settings, metrics_token_file=Path(args.metrics_token_file))
     import uvicorn
 
     from .main import create_app
@@ -277,6 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--listen", default="127.0.0.1:8080")
     sv.add_argument("--tls-cert")
     sv.add_argument("--tls-key")
+    sv.add_argument("--metrics-token-file", help="serve GET /metrics to this bearer token "
+                    "(one line, >= 16 characters); /metrics is off without it")
     sv.set_defaults(fn=cmd_serve)
     return p
 

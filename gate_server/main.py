@@ -17,8 +17,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .api.routes import credentials, events, health, verify
+from .api.routes import metrics as metrics_route
 from .core import security
 from .core.config import Settings
+from .core.metrics import MetricsMiddleware, build_metrics, load_token
 from .core.ratelimit import TokenBuckets
 from .db.session import check_schema, make_engine, make_sessionmaker, transaction
 from .services.admin import bind_secret
@@ -67,6 +69,7 @@ def open_database(settings: Settings) -> Database:
 
 def create_app(settings: Settings) -> FastAPI:
     """One app with its own engine (disposed by the caller via app.state.engine)."""
+    token = load_token(settings.metrics_token_file) if settings.metrics_token_file else None
     db = open_database(settings)
     engine, sessions, secret = db.engine, db.sessions, db.secret
     app = FastAPI(title="gate-server", version="1", max_body_size=settings.max_body,
@@ -77,9 +80,13 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.secret = secret
     app.state.templates = Jinja2Templates(directory=str(TEMPLATES))
     app.state.buckets = TokenBuckets(settings.rate.burst, settings.rate.per_s, settings.monotonic)
+    app.state.metrics = build_metrics(sessions, settings.clock, settings.online_s)
+    app.state.metrics_token = token
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    for module in (verify, credentials, events, health, web, web_pages, web_manage):
+    for module in (verify, credentials, events, health, metrics_route, web, web_pages,
+                   web_manage):
         app.include_router(module.router)
     web_common.install(app)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")

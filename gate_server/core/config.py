@@ -40,6 +40,8 @@ class Settings:
     tombstone_days: float = 30.0   # revoked passes kept this long for delta syncs
     clock: Clock = utcnow
     monotonic: Callable[[], float] = time.monotonic  # for the rate limiter
+    metrics_token_file: Path | None = None  # GET /metrics is off (404) without one
+    online_s: float = 180.0        # a gate seen within this is "online" (3 missed syncs)
 
 
 def default_db_url() -> str:

@@ -26,21 +26,35 @@ class Intake:
     rejected: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Stored:
+    held: list[str]   # ids held for this gate: new, or stored by an earlier upload
+    inserted: int     # rows new in this call
+
+
 def store(session: Session, gate_id: str, events: list[dict[str, Any]], now: datetime) -> list[str]:
     """Insert the events (already validated) and return the ids held for this gate."""
+    return store_counted(session, gate_id, events, now).held
+
+
+def store_counted(session: Session, gate_id: str, events: list[dict[str, Any]],
+                  now: datetime) -> Stored:
     if not events:
-        return []
+        return Stored([], 0)
     ids = [e["id"] for e in events]
     rows = [{"event_id": e["id"], "gate_id": gate_id, "at": e["at"], "kind": e["kind"],
              "body": json.dumps(e, sort_keys=True, separators=(",", ":")), "received_at": now}
             for e in events]
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     # ON CONFLICT DO NOTHING: a retried upload (lost reply) is a duplicate, not an error,
-    # and concurrent retries cannot fail each other.
-    session.execute(insert(Event).on_conflict_do_nothing(index_elements=["event_id"]), rows)
+    # and concurrent retries cannot fail each other. RETURNING names the rows that are new.
+    new = set(session.scalars(insert(Event).on_conflict_do_nothing(index_elements=["event_id"])
+                              .returning(Event.event_id), rows))
+    rest = [i for i in ids if i not in new]
+    # Only the ids that were already there need their owner looked up (usually none).
     owners = {eid: gid for eid, gid in session.execute(
-        select(Event.event_id, Event.gate_id).where(Event.event_id.in_(ids)))}
-    return [i for i in ids if owners.get(i) == gate_id]
+        select(Event.event_id, Event.gate_id).where(Event.event_id.in_(rest)))} if rest else {}
+    return Stored([i for i in ids if i in new or owners.get(i) == gate_id], len(new))
 
 
 def alarm(session: Session, gate_id: str, name: str, now: datetime, **detail: Any) -> None:

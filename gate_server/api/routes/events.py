@@ -33,8 +33,10 @@ def post_events(request: Request, gate: GateDep, raw: BodyDep,
             rejected.append(event["id"])  # refused for good: the gate sets it aside
             continue
         valid.append(event)
-    accepted = events.store(session, gate.id, valid, request.app.state.settings.clock())
+    stored = events.store_counted(session, gate.id, valid, request.app.state.settings.clock())
     session.commit()
+    request.app.state.metrics.events_stored.inc(stored.inserted)
+    accepted = stored.held
     accepted = list(dict.fromkeys(accepted))  # an id sent twice in one batch is one event
     held = set(accepted)
     rejected += [e["id"] for e in valid if e["id"] not in held]  # id owned by another gate

@@ -23,6 +23,7 @@ def post_verify(request: Request, gate: GateDep, raw: BodyDep,
     state = request.app.state
     wait = state.buckets.take(gate.id)
     if wait > 0:
+        state.metrics.rate_limited.inc()
         if state.buckets.should_alarm(gate.id, state.settings.rate.alarm_interval_s):
             events.alarm(session, gate.id, "verify_flood", state.settings.clock())
             session.commit()
@@ -41,6 +42,7 @@ def post_verify(request: Request, gate: GateDep, raw: BodyDep,
     except BadBody as exc:
         raise HTTPException(400, str(exc)) from None
     verdict = verify.decide(session, gate, code, state.settings.clock())
+    state.metrics.verify.labels(verdict.decision, verdict.reason).inc()
     log.info("verify at gate %s: %s (%s) pass %s", gate.id, verdict.decision, verdict.reason,
              verdict.credential_id or "-")
     return JSONResponse(verdict.to_json(), headers={"Cache-Control": "no-store"})
