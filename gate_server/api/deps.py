@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import timedelta, timezone
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
@@ -46,14 +47,23 @@ def current_gate(request: Request, session: SessionDep) -> Gate:
     gate = session.scalar(select(Gate).where(Gate.token_sha256 == digest))
     if gate is None or not security.same_hash(gate.token_sha256, digest):
         raise _unauthorised()
-    gate.last_seen_at = request.app.state.settings.clock()
+    settings = request.app.state.settings
+    now = settings.clock()
     agent = USER_AGENT.match(request.headers.get("User-Agent", ""))
-    if agent:
-        gate.software_version = agent.group(1)
-    age = request.headers.get(CACHE_AGE_HEADER, "")
-    if age.isdigit() and len(age) <= 10:  # whole seconds; anything else is ignored
-        gate.cache_age_s = float(age)
-    session.commit()
+    version = agent.group(1) if agent else gate.software_version
+    # Throttled: an UPDATE and a commit on every request were the largest database cost at
+    # 10,000 gates (bench/server_scale.py); last-seen within seen_write_s is precise enough
+    # for "online" (a window of several minutes). A clock that stepped back also writes.
+    seen = gate.last_seen_at
+    if seen is not None and seen.tzinfo is None:  # SQLite hands back naive UTC
+        seen = seen.replace(tzinfo=timezone.utc)
+    if (seen is None or version != gate.software_version
+            or not timedelta(0) <= now - seen < timedelta(seconds=settings.seen_write_s)):
+        gate.last_seen_at, gate.software_version = now, version
+        age = request.headers.get(CACHE_AGE_HEADER, "")
+        if age.isdigit() and len(age) <= 10:  # whole seconds; anything else is ignored
+            gate.cache_age_s = float(age)
+    session.commit()  # ends the read too: routes open their own transaction
     return gate
 
 

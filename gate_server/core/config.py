@@ -42,6 +42,7 @@ class Settings:
     monotonic: Callable[[], float] = time.monotonic  # for the rate limiter
     metrics_token_file: Path | None = None  # GET /metrics is off (404) without one
     online_s: float = 180.0        # a gate seen within this is "online" (3 missed syncs)
+    seen_write_s: float = 60.0     # last-seen is written at most this often per gate
 
 
 def default_db_url() -> str:

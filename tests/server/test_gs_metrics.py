@@ -179,3 +179,31 @@ def test_gs_metrics_serve_exits_2_on_a_bad_token_file(db_url: str, tmp_path: Pat
     rc = main(["--db", db_url, "--secret-file", str(secret), "serve", "--listen",
                "127.0.0.1:1", "--metrics-token-file", str(tmp_path / "missing")])
     assert rc == 2 and "--metrics-token-file" in capsys.readouterr().err
+
+
+def test_gs_gate_last_seen_is_written_at_most_every_seen_write_s(server: Server) -> None:
+    from fastapi.testclient import TestClient
+
+    from gate_server.db.models import Gate
+
+    def seen() -> Any:
+        with server.session() as s:
+            gate = s.get(Gate, "gate-1")
+            assert gate is not None
+            return gate.last_seen_at.replace(tzinfo=None), gate.software_version
+
+    with TestClient(server.app) as client:
+        def call(agent: str = "gate/1.0") -> None:
+            r = client.get("/v1/credentials", headers={**server.auth(), "User-Agent": agent})
+            assert r.status_code == 200
+
+        call()
+        first = seen()
+        server.clock.advance(59)
+        call()
+        assert seen() == first  # within 60 s: no write
+        call("gate/1.1")        # a new version is written at once
+        assert seen() == ((T0.replace(tzinfo=None) + (server.clock.now - T0)), "1.1")
+        server.clock.advance(60)
+        call("gate/1.1")
+        assert seen()[0] == server.clock.now.replace(tzinfo=None)
