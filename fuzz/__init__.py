@@ -1,0 +1,1 @@
+"""Seeded fuzz campaigns over the gate's trust boundary; `python -m fuzz --help`."""
