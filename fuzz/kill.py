@@ -1,0 +1,271 @@
+"""Kill campaign: the daemon (`gate run`, a subprocess) against a reference server on
+127.0.0.1, killed with SIGKILL at a random moment while it uploads events or syncs
+credentials, then restarted. Checks: every event the journal committed is stored on the
+server exactly once (none lost, none duplicated), and the credential cache after the kill is
+whole: exactly the old cache or exactly the new one, never a mix.
+
+    python -m fuzz.kill [upload|sync ...] [--trials 30] [--seed 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from fuzz.common import Result, report, rng_for, timed_result
+from fuzz.replies import dump_cache
+from fuzz.world import base_sections, scratch_dir, write_toml
+
+CODE = "KILL-FUZZ-ALICE"
+TOKEN = "kill-fuzz-token"
+
+
+class RefServer:
+    """The one adapter to the central server: `python -m gate reference-server serve` now,
+    `gate-server` later. Data goes in and comes out through its store, as its CLI does."""
+
+    def __init__(self, db: Path, token_file: Path) -> None:
+        self.db, self.token_file = db, token_file
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+
+    def store(self) -> Any:
+        from gate.refserver.store import Store
+        return Store(self.db)
+
+    def enrol_many(self, codes: list[str], label: str) -> None:
+        store = self.store()
+        for code in codes:
+            store.enrol(code, label=label)
+
+    def revoke_many(self, codes: list[str]) -> None:
+        store = self.store()
+        for code in codes:
+            store.revoke(code)
+
+    def event_ids(self) -> list[str]:
+        return [str(e["id"]) for e in self.store().events()]
+
+    def start(self) -> str:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gate", "reference-server", "serve", "--db", str(self.db),
+             "--token-file", str(self.token_file), "--port", str(self.port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=child_env())
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return f"http://127.0.0.1:{self.port}"
+            time.sleep(0.05)
+        raise RuntimeError("the reference server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=20)
+            self.proc = None
+
+
+def child_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "PYTHONUNBUFFERED": "1"}
+
+
+def gate_config(root: Path, url: str, frames: Path, loop: bool) -> Path:
+    allow = root / "allow.csv"
+    allow.write_text(f"code,label\n{CODE},Alice\n")
+    sections = base_sections(root, allow)
+    sections["camera"] = {"source": "files", "path": str(frames), "fps": 20, "loop": loop}
+    sections["decoder"] = {"repeat_guard_s": 0.3, "leave_s": 0.1}
+    sections["door"] = {"open_s": 0.2}
+    sections["server"] = {"url": url, "token_file": str(root / "token"), "timeout_s": 0.3,
+                          "sync_interval_s": 1, "upload_interval_s": 0.1, "upload_batch": 3,
+                          "upload_max_backoff_s": 1}
+    return write_toml(root / f"gate-{'loop' if loop else 'once'}.toml", sections)
+
+
+def write_frames(folder: Path, codes: list[str | None]) -> Path:
+    import numpy as np
+    import segno
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, code in enumerate(codes):
+        frame = np.full((240, 320), 200, dtype=np.uint8)
+        if code is not None:
+            mods = np.pad(np.array(segno.make_qr(code, error="m").matrix, dtype=bool), 4)
+            img = np.where(np.kron(mods, np.ones((5, 5), dtype=bool)), 0, 255)
+            frame[20:20 + img.shape[0], 20:20 + img.shape[1]] = img
+        Image.fromarray(frame).save(folder / f"{i:03d}.png")
+    return folder
+
+
+def start_gate(config: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "gate", "run", "--config", str(config)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=child_env())
+
+
+def stop_gate(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def journal(root: Path) -> Any:
+    from gate.journal import Journal
+    return Journal(root / "state" / "journal.db", "fuzz-gate")
+
+
+def wait(condition: Any, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def upload_trial(rng: Any, root: Path, frames: dict[str, Path], result: Result) -> None:
+    (root / "token").write_text(TOKEN + "\n")
+    server = RefServer(root / "ref.db", root / "token")
+    url = server.start()
+    try:
+        gate = start_gate(gate_config(root, url, frames["codes"], loop=True))
+        time.sleep(rng.uniform(1.0, 4.0))  # start-up, then grants and uploads in flight
+        gate.kill()
+        gate.wait()
+        gate = start_gate(gate_config(root, url, frames["empty"], loop=True))
+        j = journal(root)
+        drained = wait(lambda: not j.pending(1), 30)
+        local = [str(e["id"]) for e in j.events()]
+        j.close()
+        stop_gate(gate)
+        stored = server.event_ids()
+    finally:
+        server.stop()
+    if not drained:
+        result.fail("outbox not drained after restart", str(root))
+    counts = collections.Counter(stored)
+    result.failures["lost events"] += len(set(local) - set(counts))
+    result.failures["duplicated events"] += sum(c - 1 for c in counts.values())
+    result.info["events committed locally"] += len(local)
+
+
+def sync_trial(rng: Any, root: Path, frames: dict[str, Path], template: dict[str, Any],
+               result: Result) -> None:
+    (root / "token").write_text(TOKEN + "\n")
+    state = root / "state"
+    state.mkdir(exist_ok=True)
+    shutil.copy(template["cache_a"], state / "credentials.db")
+    shutil.copy(template["server_b"], root / "ref.db")
+    server = RefServer(root / "ref.db", root / "token")
+    url = server.start()
+    try:
+        gate = start_gate(gate_config(root, url, frames["empty"], loop=True))
+        time.sleep(rng.uniform(0.3, template["sync_s"] * 1.3))
+        gate.kill()
+        gate.wait()
+        after_kill = dump_cache(state / "credentials.db")
+        result.info["killed with the old cache"] += after_kill == template["dump_a"]
+        result.info["killed with the new cache"] += after_kill == template["dump_b"]
+        if after_kill not in (template["dump_a"], template["dump_b"]):
+            result.fail("cache mixed or damaged after kill", str(root))
+        gate = start_gate(gate_config(root, url, frames["empty"], loop=True))
+        if not wait(lambda: dump_cache(state / "credentials.db") == template["dump_b"], 30):
+            result.fail("cache not current after restart", str(root))
+        stop_gate(gate)
+    finally:
+        server.stop()
+
+
+def sync_template(base: Path, frames: dict[str, Path], rows: int) -> dict[str, Any]:
+    """Server states A and B, the cache synced to A, and to B from A (uninterrupted)."""
+    root = base / "template"
+    root.mkdir()
+    (root / "token").write_text(TOKEN + "\n")
+    server = RefServer(root / "ref.db", root / "token")
+    server.enrol_many([f"OLD-{i}" for i in range(rows)], "A")
+    url = server.start()
+    gate = start_gate(gate_config(root, url, frames["empty"], loop=True))
+    cache = root / "state" / "credentials.db"
+    wait(lambda: cache.exists() and dump_cache(cache) and len(repr(dump_cache(cache))) > rows * 64, 60)
+    stop_gate(gate)
+    server.stop()
+    out: dict[str, Any] = {"dump_a": dump_cache(cache), "cache_a": base / "cache_a.db"}
+    shutil.copy(cache, out["cache_a"])
+    server.revoke_many([f"OLD-{i}" for i in range(0, rows, 2)])
+    server.enrol_many([f"NEW-{i}" for i in range(rows)], "B")
+    shutil.copy(root / "ref.db", base / "server_b.db")
+    out["server_b"] = base / "server_b.db"
+    url = server.start()
+    t0 = time.monotonic()
+    gate = start_gate(gate_config(root, url, frames["empty"], loop=True))
+    before = out["dump_a"]
+    wait(lambda: dump_cache(cache) != before, 60)
+    out["sync_s"] = time.monotonic() - t0
+    time.sleep(0.5)
+    stop_gate(gate)
+    server.stop()
+    out["dump_b"] = dump_cache(cache)
+    return out
+
+
+def run(kinds: list[str], trials: int, seed: int, rows: int) -> Result:
+    result = Result("kill -9 during upload and sync")
+    with timed_result(result, children=True), scratch_dir() as tmp:
+        base = Path(tmp)
+        frames = {"codes": write_frames(base / "codes", [CODE] * 2 + [None] * 2),
+                  "empty": write_frames(base / "empty", [None] * 2)}
+        template = sync_template(base, frames, rows) if "sync" in kinds else {}
+        for kind in kinds:
+            for i in range(trials):
+                rng = rng_for(seed, "kill", kind, i)
+                root = base / f"{kind}-{i}"
+                root.mkdir()
+                if kind == "upload":
+                    upload_trial(rng, root, frames, result)
+                else:
+                    sync_trial(rng, root, frames, template, result)
+                result.info[f"{kind} trials"] += 1
+                shutil.rmtree(root, ignore_errors=True)
+                print(f"  ... {kind} trial {i + 1} of {trials}", file=sys.stderr, flush=True)
+        result.cases = trials * len(kinds)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fuzz.kill", description=__doc__)
+    parser.add_argument("kinds", nargs="*", metavar="KIND", help="upload and/or sync")
+    parser.add_argument("--trials", type=int, default=30, help="kills per kind")
+    parser.add_argument("--rows", type=int, default=3000, help="credentials per sync")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--quick", action="store_true", help="2 trials of each, 300 rows")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.trials, args.rows = 2, 300
+    kinds = args.kinds or ["upload", "sync"]
+    if set(kinds) - {"upload", "sync"}:
+        parser.error("KIND is upload or sync")
+    return report(run(kinds, args.trials, args.seed, args.rows),
+                  ["lost events", "duplicated events", "cache mixed or damaged after kill",
+                   "cache not current after restart", "outbox not drained after restart"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
