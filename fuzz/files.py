@@ -25,7 +25,8 @@ from urllib.parse import urlsplit
 
 from fuzz.common import Result, progress, report, rng_for, timed_result
 from fuzz.world import DAY, NOW, base_sections, iso, scratch_dir, sha, write_toml
-from gate.config import Config, ConfigError, load_config
+from gate.config import Config, load_config
+from gate.errors import ConfigError
 from gate.credentials import CredentialStore, load_allowlist_into
 from gate.errors import AllowlistError
 from gate.verify import build_chain
@@ -148,8 +149,8 @@ def config_text(rng: random.Random, root: Path) -> str:
                           if f.name != "source_path"}
         name = rng.choice(sorted(section_fields))
         cls = section_fields[name]
-        keys = [f.name for f in dataclasses.fields(cls)] if dataclasses.is_dataclass(cls) \
-            else ["green", "yellow"]
+        keys: list[str] = [f.name for f in dataclasses.fields(cls)] \
+            if dataclasses.is_dataclass(cls) else ["green", "yellow"]
         key = rng.choice(keys + ["no_such_key"])
         value = rng.choice([None, True, -1, 0, 10**30, -10**30, 1e308, "", "x" * 5000,
                             "nan", "inf", "-inf", [1, 2], [], {"a": 1}, "\x00", "grant",
@@ -158,9 +159,9 @@ def config_text(rng: random.Random, root: Path) -> str:
                             "http://[::1]:8080", "http://0x7f.1", "/dev/null", 3.5, 99999])
         sections.setdefault(name, {})[key] = value
     lines = []
-    for name, keys in sections.items():
+    for name, table in sections.items():
         lines.append(f"[{name}]")
-        for k, v in keys.items():
+        for k, v in table.items():
             if v is None:
                 continue
             if isinstance(v, float) and v == 1e308:
@@ -170,14 +171,14 @@ def config_text(rng: random.Random, root: Path) -> str:
             else:
                 lines.append(f"{k} = {_toml(v)}")
     text = "\n".join(lines) + "\n"
-    k = rng.randrange(10)
-    if k == 0:
+    mode = rng.randrange(10)
+    if mode == 0:
         return text[:rng.randrange(len(text))]
-    if k == 1:
+    if mode == 1:
         return text + "[gate]\nid = \"again\"\n"
-    if k == 2:
+    if mode == 2:
         return text + "deep = " + "[" * 5000 + "]" * 5000 + "\n"
-    if k == 3:
+    if mode == 3:
         return "[[gate]]\n" + text
     return text
 
