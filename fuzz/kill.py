@@ -152,7 +152,7 @@ def upload_trial(rng: Any, root: Path, frames: dict[str, Path], result: Result) 
         gate.wait()
         gate = start_gate(gate_config(root, url, frames["empty"], loop=True))
         j = journal(root)
-        drained = wait(lambda: not j.pending(1), 30)
+        drained = wait(lambda: not j.pending(1), 90)  # generous: a loaded machine
         local = [str(e["id"]) for e in j.events()]
         j.close()
         stop_gate(gate)
@@ -187,7 +187,7 @@ def sync_trial(rng: Any, root: Path, frames: dict[str, Path], template: dict[str
         if after_kill not in (template["dump_a"], template["dump_b"]):
             result.fail("cache mixed or damaged after kill", str(root))
         gate = start_gate(gate_config(root, url, frames["empty"], loop=True))
-        if not wait(lambda: dump_cache(state / "credentials.db") == template["dump_b"], 30):
+        if not wait(lambda: dump_cache(state / "credentials.db") == template["dump_b"], 90):
             result.fail("cache not current after restart", str(root))
         stop_gate(gate)
     finally:
@@ -204,8 +204,10 @@ def sync_template(base: Path, frames: dict[str, Path], rows: int) -> dict[str, A
     url = server.start()
     gate = start_gate(gate_config(root, url, frames["empty"], loop=True))
     cache = root / "state" / "credentials.db"
-    wait(lambda: cache.exists() and dump_cache(cache) and len(repr(dump_cache(cache))) > rows * 64, 60)
+    synced = wait(lambda: cache.exists() and len(repr(dump_cache(cache))) > rows * 64, 120)
     stop_gate(gate)
+    if not synced:
+        raise RuntimeError("the template cache never synced from the reference server")
     server.stop()
     out: dict[str, Any] = {"dump_a": dump_cache(cache), "cache_a": base / "cache_a.db"}
     shutil.copy(cache, out["cache_a"])
@@ -217,7 +219,8 @@ def sync_template(base: Path, frames: dict[str, Path], rows: int) -> dict[str, A
     t0 = time.monotonic()
     gate = start_gate(gate_config(root, url, frames["empty"], loop=True))
     before = out["dump_a"]
-    wait(lambda: dump_cache(cache) != before, 60)
+    if not wait(lambda: dump_cache(cache) != before, 120):
+        raise RuntimeError("the template cache never synced the second server state")
     out["sync_s"] = time.monotonic() - t0
     time.sleep(0.5)
     stop_gate(gate)
