@@ -31,7 +31,6 @@ def verify_sample() -> Result:
     return replies.run_verify(200, SEED)
 
 
-@pytest.mark.xfail(strict=True, reason=ISSUE.format(3))
 def test_fuzz_verify_replies_never_escape_the_chain(verify_sample: Result) -> None:
     zero(verify_sample, "uncaught exceptions")
 
