@@ -96,9 +96,9 @@ class JunkServer:
         conn.sendall(reply.head)
         data = reply.body if reply.cut_at is None else reply.body[:reply.cut_at]
         if reply.trickle_s:
-            for i in range(0, len(data), 64):
+            for i in range(0, len(data), 64):  # the pause comes first: even a body of
+                time.sleep(reply.trickle_s)    # one piece arrives after the budget
                 conn.sendall(data[i:i + 64])
-                time.sleep(reply.trickle_s)
         elif data:
             conn.sendall(data)
         if reply.cut_at is not None:  # a reset, not a clean end: SO_LINGER 0

@@ -177,11 +177,13 @@ def credentials_reply(rng: random.Random, budget_s: float) -> Reply:
     if rng.random() < 0.3:  # the envelope is fine, one row is not
         row = rows[rng.randrange(len(rows))]
         key = rng.choice(list(row))
+        # Any string is a legal label or status (an unknown colour is the policy's to deny),
+        # and null is a legal "absent" for every optional field: neither is junk here.
+        free_text = key in ("label", "status")
         row[key] = rng.choice(
             [v for v in TYPE_JUNK + ["2026-13-01", "yesterday", "00", "g" * 64]
-             if type(v) is not type(row[key]) or isinstance(v, str)])
-        if key in ("label", "status", "valid_from") and row[key] is None:
-            row[key] = 12  # null is a legal "absent" for optional fields; make it wrong
+             if v is not None and (type(v) is not type(row[key])
+                                   or (isinstance(v, str) and not free_text))])
         if key == "id" and isinstance(row[key], str):
             row[key] = [1]
         return ok(f"bad row: {key}", dumps(valid))

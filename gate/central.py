@@ -267,6 +267,8 @@ class UploadReceipt:
 
 def parse_upload(data: Any) -> UploadReceipt:
     data = an_object(data)
+    if "stored" in data and data["stored"] is None:  # a count, or absent: null is neither
+        raise ServerUnavailable("bad_reply", "stored: null")
     stored = optional(data, "stored", int)
     if stored is not None and stored < 0:
         raise ServerUnavailable("bad_reply", "stored: negative")

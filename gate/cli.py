@@ -174,7 +174,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         print("sync: the cache is current (304 Not Modified)")
     else:
         print(f"sync: {'full list' if result.full else 'changes'}: {result.rows} credentials "
-              f"stored, {result.skipped} malformed rows skipped")
+              "stored")
     return 0
 
 

@@ -72,6 +72,8 @@ def read_body(r: requests.Response, cap: int, deadline: float,
             if clock() > deadline:
                 raise ServerUnavailable("timeout", "reply body not read in time")
             chunk = r.raw.read1(READ_CHUNK, decode_content=False)
+            if clock() > deadline:  # a read that blocked past the deadline counts too
+                raise ServerUnavailable("timeout", "reply body not read in time")
             if not chunk:
                 break
             received += len(chunk)
@@ -99,13 +101,49 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _check_unicode(doc: Any) -> None:
+    """Every string is real Unicode: JSON's escapes can smuggle a lone surrogate (\\udcff)
+    that no UTF-8 encoder (SQLite, the journal, a log line) will take later."""
+    stack = [doc]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii():
+                item.encode("utf-8")  # UnicodeEncodeError on a lone surrogate
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
 def parse_json(raw: bytes) -> Any:
     """Strict JSON in UTF-8; every failure, whatever its exception type, is bad_json."""
     try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_no_constants,
-                          object_pairs_hook=_no_duplicates)
-    except Exception as exc:  # RecursionError, MemoryError, UnicodeDecodeError, ValueError...
+        doc = json.loads(raw.decode("utf-8"), parse_constant=_no_constants,
+                         object_pairs_hook=_no_duplicates)
+        _check_unicode(doc)
+        return doc
+    except Exception as exc:  # RecursionError, MemoryError, UnicodeError, ValueError...
         raise ServerUnavailable("bad_json", type(exc).__name__) from None
+
+
+def _check_transport(r: requests.Response) -> None:
+    """HTTP/1.0 or 1.1 with a printable reason phrase, and JSON in UTF-8: a status line or a
+    charset the contract does not speak is not a reply to trust, whatever its body says."""
+    version = getattr(r.raw, "version", None)
+    if version not in (10, 11):
+        raise bad(f"HTTP version {version!r}")
+    if not (r.reason or "").isprintable():
+        raise bad("status line with control characters")
+    ctype = str(r.headers.get("Content-Type", ""))
+    if media_type(r.headers) != "application/json":
+        raise bad(f"content type {media_type(r.headers) or 'missing'!r}, not JSON")
+    for param in ctype.split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in (
+                "utf-8", "utf8"):
+            raise bad(f"charset {value.strip()!r}, not UTF-8")
 
 
 def read_reply(r: requests.Response, cap: int, deadline: float,
@@ -115,8 +153,7 @@ def read_reply(r: requests.Response, cap: int, deadline: float,
         headers = CaseInsensitiveDict(r.headers)
         if r.status_code == 304:
             return Reply(304, headers, None)
-        if media_type(r.headers) != "application/json":
-            raise bad(f"content type {media_type(r.headers) or 'missing'!r}, not JSON")
+        _check_transport(r)
         encoding = r.headers.get("Content-Encoding", "identity").strip().lower()
         if encoding not in ("", "identity"):  # we ask for identity: no decompression bombs
             raise bad(f"content encoding {encoding!r}")

@@ -26,7 +26,6 @@ class SyncResult:
     changed: bool          # False: 304, the cache was already current
     full: bool = False
     rows: int = 0
-    skipped: int = 0       # rows of the reply that were malformed and left out
 
 
 def parse_time(value: Any) -> float | None:
@@ -74,8 +73,9 @@ class CredentialSync(Worker):
 
     A full list replaces the cache in one transaction and a delta is upserted in one, each
     together with its new cursor: a crash at any point leaves the previous cache whole.
-    A malformed row of a full list is skipped (that credential is then simply not granted);
-    one of a delta rejects the whole page, since skipping it could lose a revocation.
+    A malformed row rejects the whole page, full list or delta (the reply does not match the
+    contract, so none of it is applied): a full list is streamed into its transaction, which
+    the first bad row rolls back.
     """
 
     name = "credential-sync"
@@ -102,43 +102,27 @@ class CredentialSync(Worker):
 
     def _apply(self, page: CredentialsPage, now: str,
                progress: Callable[[str, int, int | None], None] | None) -> SyncResult:
-        skipped = 0
         total = len(page.credentials)
 
         def rows() -> Iterator[Credential]:
-            nonlocal skipped
-            for i, row in enumerate(page.credentials, 1):
+            for i, row in enumerate(page.credentials):
                 try:
                     yield to_credential(row)
-                except ValueError as exc:
-                    skipped += 1
-                    if skipped <= 5:
-                        log.warning("sync: credential row %d skipped: %s", i, exc)
-                if progress and i % 50_000 == 0:
-                    progress("store", i, total)
+                except ValueError as exc:  # raised inside the store's transaction: rolled back
+                    raise ServerUnavailable("bad_reply", f"credentials[{i}]: {exc}") from None
+                if progress and (i + 1) % 50_000 == 0:
+                    progress("store", i + 1, total)
 
         meta = {CURSOR_KEY: page.cursor, LAST_SYNC_KEY: now, ETAG_KEY: page.etag or ""}
         if page.full:
             n = self.store.replace(SERVER, rows(), meta)
         else:
-            n = self.store.upsert(SERVER, self._delta_rows(page), meta)
+            n = self.store.upsert(SERVER, rows(), meta)
         if progress:
             progress("store", total, total)
-        log.log(logging.INFO if n or skipped or page.full else logging.DEBUG,
-                "sync: %s list, %d credentials stored, %d skipped",
-                "full" if page.full else "delta", n, skipped)
-        return SyncResult(changed=True, full=page.full, rows=n, skipped=skipped)
-
-    @staticmethod
-    def _delta_rows(page: CredentialsPage) -> list[Credential]:
-        """Every row of a delta, or ServerUnavailable before anything is written."""
-        out = []
-        for i, row in enumerate(page.credentials):
-            try:
-                out.append(to_credential(row))
-            except ValueError as exc:
-                raise ServerUnavailable("bad_reply", f"credentials[{i}]: {exc}") from None
-        return out
+        log.log(logging.INFO if n or page.full else logging.DEBUG,
+                "sync: %s list, %d credentials stored", "full" if page.full else "delta", n)
+        return SyncResult(changed=True, full=page.full, rows=n)
 
     def run_once(self) -> float:
         try:

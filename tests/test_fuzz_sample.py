@@ -1,8 +1,7 @@
 """A small seeded sample of each fuzz campaign (`python -m fuzz` runs them at full size).
 
-Properties current main already holds are asserted to be zero; the ones issue 8's other
-items are fixing are strict xfails, so each flips to a failure (XPASS) the moment its fix
-lands and the mark must then be removed."""
+Every property is asserted to be zero: uncaught exceptions, wrong grants, junk applied to the
+cache, events marked uploaded without an acknowledgement, lost or duplicated events."""
 
 from __future__ import annotations
 
@@ -12,7 +11,6 @@ from fuzz import files, kill, payloads, replies
 from fuzz.common import Result
 
 SEED = 1
-ISSUE = "issue 8 item {}: not yet on main"
 
 
 def zero(result: Result, *names: str) -> None:
@@ -35,7 +33,6 @@ def test_fuzz_verify_replies_never_escape_the_chain(verify_sample: Result) -> No
     zero(verify_sample, "uncaught exceptions")
 
 
-@pytest.mark.xfail(strict=True, reason=ISSUE.format(3))
 def test_fuzz_verify_replies_never_grant_what_the_offline_policy_would_not(
         verify_sample: Result) -> None:
     zero(verify_sample, "wrong grants")
@@ -46,12 +43,10 @@ def credentials_sample() -> Result:
     return replies.run_credentials(150, SEED)
 
 
-@pytest.mark.xfail(strict=True, reason=ISSUE.format(3))
 def test_fuzz_credentials_replies_never_escape_sync(credentials_sample: Result) -> None:
     zero(credentials_sample, "uncaught exceptions")
 
 
-@pytest.mark.xfail(strict=True, reason=ISSUE.format(3))
 def test_fuzz_credentials_replies_never_change_the_cache(credentials_sample: Result) -> None:
     zero(credentials_sample, "cache changed by junk")
 
@@ -66,7 +61,6 @@ def test_fuzz_events_replies_never_escape_the_uploader(events_sample: Result) ->
     zero(events_sample, "uncaught exceptions")
 
 
-@pytest.mark.xfail(strict=True, reason=ISSUE.format(4))
 def test_fuzz_events_replies_never_mark_unacknowledged_events(events_sample: Result) -> None:
     zero(events_sample, "lost events")
 
@@ -82,7 +76,6 @@ def test_fuzz_allowlists_never_crash_and_keep_the_previous_list(
     zero(allowlist_sample, "uncaught exceptions", "previous list lost on a failed load")
 
 
-@pytest.mark.xfail(strict=True, reason=ISSUE.format(6))
 def test_fuzz_allowlists_never_grant_a_code_no_valid_row_lists(
         allowlist_sample: Result) -> None:
     zero(allowlist_sample, "wrong grants")
@@ -98,7 +91,6 @@ def test_fuzz_configs_never_accept_junk_values(config_sample: Result) -> None:
     zero(config_sample, "junk accepted")
 
 
-@pytest.mark.xfail(strict=True, reason=ISSUE.format(7))
 def test_fuzz_configs_only_ever_raise_config_error(config_sample: Result) -> None:
     zero(config_sample, "uncaught exceptions", "check-config crashed")
 

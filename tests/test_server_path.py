@@ -217,18 +217,25 @@ def test_cache_not_synced_within_max_age_no_longer_grants(cached_store: Credenti
     assert (d.verdict, d.reason, d.source) == ("deny", "cache_stale", "cache")
 
 
-def test_sync_skips_malformed_rows_and_keeps_the_rest(tmp_path: Path) -> None:
+@pytest.mark.parametrize("bad_row", [{"id": "2", "code_sha256": "not-hex"},
+                                     {"id": "3", "code_sha256": hash_code("BADTIME"),
+                                      "valid_until": "tomorrow"},
+                                     "not an object"])
+def test_sync_refuses_a_full_list_with_a_malformed_row_whole(tmp_path: Path, bad_row) -> None:
+    """A row off the contract makes the whole reply junk: the old cache and cursor stay."""
     from gate.central import CredentialsPage
+    from gate.replies import ServerUnavailable
     store = CredentialStore(tmp_path / "cred.db")
+    store.replace(SERVER, [Credential(hash_code("OLD"), "Old")], {"server.cursor": "1"})
     sync = CredentialSync(client_for("http://127.0.0.1:1"), store, 60)
     page = CredentialsPage(cursor="7", full=True, etag=None, credentials=[
-        {"id": "1", "code_sha256": hash_code("GOOD")},
-        {"id": "2", "code_sha256": "not-hex"},
-        {"id": "3", "code_sha256": hash_code("BADTIME"), "valid_until": "tomorrow"},
-        "not an object"])
-    result = sync._apply(page, str(time.time()), None)
-    assert (result.rows, result.skipped) == (1, 3)
-    assert store.lookup(hash_code("GOOD"), SERVER) is not None
+        {"id": "1", "code_sha256": hash_code("GOOD")}, bad_row,
+        {"id": "4", "code_sha256": hash_code("AFTER")}])
+    with pytest.raises(ServerUnavailable, match="bad_reply"):
+        sync._apply(page, str(time.time()), None)
+    assert store.lookup(hash_code("OLD"), SERVER) is not None
+    assert store.lookup(hash_code("GOOD"), SERVER) is None
+    assert store.get_meta("server.cursor") == "1"
 
 
 def test_sync_failure_keeps_the_cache(cached_store: CredentialStore) -> None:

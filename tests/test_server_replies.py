@@ -263,16 +263,17 @@ def test_a_sync_page_off_the_contract_is_never_applied(name: str, cached_store) 
     assert cached_store.get_meta(CURSOR_KEY) == "1"
 
 
-def test_a_full_page_skips_a_malformed_row_and_keeps_the_rest(cached_store) -> None:
+def test_a_full_page_with_a_malformed_row_is_refused_whole(cached_store) -> None:
     page = {"cursor": "9", "full": True, "credentials": [
         {"id": "n1", "code_sha256": hash_code("NEW"), "label": "New"},
         {"id": "n2", "code_sha256": hash_code("BAD"), "label": 5}]}
     with BadServer("custom") as server:
         server.reply = (200, "application/json", body(page))
-        result = CredentialSync(client_for(server.url), cached_store, 60).sync_once()
-    assert (result.rows, result.skipped) == (1, 1)
-    assert cached_store.lookup(hash_code("BAD"), SERVER) is None  # fails closed
-    assert cached_store.lookup(hash_code("NEW"), SERVER).label == "New"
+        with pytest.raises(ServerUnavailable, match="bad_reply"):
+            CredentialSync(client_for(server.url), cached_store, 60).sync_once()
+    assert cached_store.lookup(hash_code("NEW"), SERVER) is None
+    assert cached_store.lookup(hash_code(CODE), SERVER).label == "Cached Carl"
+    assert cached_store.get_meta(CURSOR_KEY) == "1"
 
 
 def test_reply_headers_are_case_insensitive(cached_store) -> None:
@@ -284,3 +285,53 @@ def test_reply_headers_are_case_insensitive(cached_store) -> None:
         server.reply_headers = {"etag": '"rev-9"'}
         CredentialSync(client_for(server.url), cached_store, 60).sync_once()
     assert cached_store.get_meta(ETAG_KEY) == '"rev-9"'
+
+
+# -- the transport and text checks the fuzz campaign found missing ----------------------------
+
+GRANT = b'{"decision": "grant", "reason": "ok"}'
+
+
+def _raw_status(line: str, content_type: str = "application/json",
+                body_bytes: bytes = GRANT) -> bytes:
+    return (f"{line}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body_bytes)}\r\n"
+            "Connection: close\r\n\r\n").encode("latin-1")
+
+
+@pytest.mark.parametrize(("klass", "head_bytes", "payload"), [
+    ("HTTP/1.1 with a NUL in the reason", _raw_status("HTTP/1.1 200 OK\x00"), GRANT),
+    ("HTTP/0.9-style status line", _raw_status("HTTP/9.9 200 OK"), GRANT),
+    ("a charset that is not UTF-8",
+     _raw_status("HTTP/1.1 200 OK", "application/json; charset=utf-16"), GRANT),
+    ("a lone surrogate in a string",
+     _raw_status("HTTP/1.1 200 OK", body_bytes=GRANT.replace(b'"ok"', b'"\\udcff"')),
+     GRANT.replace(b'"ok"', b'"\\udcff"')),
+])
+def test_a_verify_reply_off_the_transport_contract_is_unavailable(
+        klass: str, head_bytes: bytes, payload: bytes) -> None:
+    from fuzz.junkserver import JunkServer, Reply
+    with JunkServer(b"{}") as server:
+        server.reply = Reply(klass, head_bytes, payload)
+        with pytest.raises(ServerUnavailable):
+            client_for(server.url).verify(b"CODE", "2026-01-01T00:00:00Z", 2.0)
+
+
+def test_a_body_that_arrives_only_after_the_deadline_is_a_timeout() -> None:
+    """One small piece, sent after the budget: the read that blocked past the deadline counts
+    (a check before each read alone let it through)."""
+    from fuzz.junkserver import JunkServer, Reply, head
+    ack = b'{"stored": 1}'
+    with JunkServer(b"{}") as server:
+        server.reply = Reply("late body", head("200 OK", body=ack), ack, trickle_s=0.6)
+        client = client_for(server.url, sync_timeout_s=0.3)
+        with pytest.raises(ServerUnavailable, match="timeout"):
+            client.upload([{"id": "e1"}])
+
+
+def test_an_upload_reply_with_stored_null_acknowledges_nothing() -> None:
+    from fuzz.junkserver import JunkServer, Reply, head
+    ack = b'{"stored": null}'
+    with JunkServer(b"{}") as server:
+        server.reply = Reply("stored null", head("200 OK", body=ack), ack)
+        with pytest.raises(ServerUnavailable, match="bad_reply"):
+            client_for(server.url).upload([{"id": "e1"}])
