@@ -23,7 +23,7 @@ from .core import security
 from .core.config import Settings, SettingsError, load_settings
 from .core.timeutil import parse_time
 from .db.session import SchemaError, make_engine, make_sessionmaker, migrate, transaction
-from .services import admin, passes
+from .services import admin, occupancy, passes
 from .services.admin import InputError
 
 log = logging.getLogger("gate_server")
@@ -104,8 +104,33 @@ def cmd_site_add(session: Any, secret: bytes, settings: Settings, args: argparse
             raise UsageError(f"--limit: {args.limit!r} is not a percentage (e.g. 80%)") from None
     site = admin.add_site(session, admin.SiteSpec(
         args.name, args.capacity, limit, args.headcount, args.occupancy, args.anti_passback,
-        args.timezone), settings.clock())
+        args.timezone, None if args.reset_at == "never" else args.reset_at,
+        args.passback_minutes), settings.clock())
     _print({"site": site.name, "id": site.id})
+    return 0
+
+
+@_with_db
+def cmd_site_correct(session: Any, secret: bytes, settings: Settings,
+                     args: argparse.Namespace) -> int:
+    if args.count < 0:
+        raise UsageError("--count: must be 0 or more")
+    if not admin.USER.fullmatch(args.by):
+        raise UsageError("--by: 1-64 letters, digits, '.', '_', '@' or '-'")
+    site = admin.site_by_name(session, args.name, "NAME")
+    occupancy.correct(session, site, args.count, args.by, settings.clock(), args.note or "")
+    _print({"site": site.name, "inside": args.count, "by": args.by})
+    return 0
+
+
+@_with_db
+def cmd_site_reset(session: Any, secret: bytes, settings: Settings,
+                   args: argparse.Namespace) -> int:
+    if not admin.USER.fullmatch(args.by):
+        raise UsageError("--by: 1-64 letters, digits, '.', '_', '@' or '-'")
+    site = admin.site_by_name(session, args.name, "NAME")
+    occupancy.reset(session, site, settings.clock(), args.by)
+    _print({"site": site.name, "inside": 0, "by": args.by})
     return 0
 
 
@@ -207,10 +232,14 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from .main import create_app
+    from .services.resets import ResetScheduler
     app = create_app(settings)
+    scheduler = ResetScheduler(app.state.sessions, settings.clock)
+    scheduler.start()
     # access_log off: holder page URLs carry their token, which must not land in a log.
     uvicorn.run(app, host=host, port=port, ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
                 access_log=False, log_level="info", proxy_headers=False, server_header=False)
+    scheduler.stop()
     app.state.engine.dispose()
     return 0
 
@@ -233,7 +262,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--occupancy", default="off", choices=admin.MODES)
     s.add_argument("--anti-passback", default="off", choices=admin.MODES)
     s.add_argument("--timezone", default="UTC")
+    s.add_argument("--reset-at", default="03:00",
+                   help="daily occupancy reset, site-local HH:MM, or 'never'")
+    s.add_argument("--passback-minutes", type=int, default=0,
+                   help="timed anti-passback: no re-entry within N minutes (0: off)")
     s.set_defaults(fn=cmd_site_add)
+    c = site.add_parser("correct", help="set the people inside (journaled with --by)")
+    c.add_argument("name")
+    c.add_argument("--count", type=int, required=True)
+    c.add_argument("--by", required=True, help="who counted")
+    c.add_argument("--note")
+    c.set_defaults(fn=cmd_site_correct)
+    rs = site.add_parser("reset", help="the daily reset now (journaled with --by)")
+    rs.add_argument("name")
+    rs.add_argument("--by", required=True)
+    rs.set_defaults(fn=cmd_site_reset)
 
     g = sub.add_parser("gate").add_subparsers(dest="action", required=True).add_parser("add")
     g.add_argument("id")

@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .api.routes import credentials, events, health, verify
+from .api.routes import credentials, events, health, occupancy, verify
 from .api.routes import metrics as metrics_route
 from .core import security
 from .core.config import Settings
@@ -27,6 +27,7 @@ from .services.admin import bind_secret
 from .web import common as web_common
 from .web import manage as web_manage
 from .web import pages as web_pages
+from .web import occupancy as web_occupancy
 from .web import routes as web
 
 log = logging.getLogger(__name__)
@@ -85,8 +86,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    for module in (verify, credentials, events, health, metrics_route, web, web_pages,
-                   web_manage):
+    for module in (verify, credentials, events, health, metrics_route, occupancy, web,
+                   web_pages, web_manage, web_occupancy):
         app.include_router(module.router)
     web_common.install(app)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")

@@ -32,6 +32,18 @@ class RateLimit:
 
 
 @dataclass(frozen=True)
+class OccupancySettings:
+    """Occupancy timings and lease sizes (docs/server-api.md, "Occupancy and leases")."""
+
+    hold_s: float = 120.0          # an unreported in-grant counts as entered after this
+    lease_ttl_s: float = 900.0     # what the gate honours on its monotonic clock
+    lease_margin_s: float = 300.0  # clock drift and delayed reports, before reclaiming
+    min_lease: int = 2
+    max_lease: int = 50
+    traffic_window_s: float = 3600.0
+
+
+@dataclass(frozen=True)
 class Settings:
     db_url: str
     secret_file: Path
@@ -43,6 +55,7 @@ class Settings:
     metrics_token_file: Path | None = None  # GET /metrics is off (404) without one
     online_s: float = 180.0        # a gate seen within this is "online" (3 missed syncs)
     seen_write_s: float = 60.0     # last-seen is written at most this often per gate
+    occupancy: OccupancySettings = field(default_factory=OccupancySettings)
 
 
 def default_db_url() -> str:

@@ -43,6 +43,13 @@ class Site(Base):
     occupancy: Mapped[str] = mapped_column(String(8), default="off")
     anti_passback: Mapped[str] = mapped_column(String(8), default="off")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Occupancy (issue 12): people inside by the server's reckoning, the timed
+    # anti-passback window, and the daily reset ("HH:MM" in the site's time zone).
+    inside: Mapped[int] = mapped_column(Integer, default=0)
+    passback_window_s: Mapped[int] = mapped_column(Integer, default=0)
+    reset_at: Mapped[str | None] = mapped_column(String(5), nullable=True, default="03:00")
+    last_reset_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
+                                                            nullable=True)
 
 
 class Gate(Base):
@@ -106,3 +113,63 @@ class WebSession(Base):
     csrf: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class Passage(Base):
+    """One online grant that may become a passage: an entry holds a place until the gate
+    reports whether the door opened (or the hold times out and counts as opened)."""
+
+    __tablename__ = "passages"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+    gate_id: Mapped[str] = mapped_column(String(NAME_LEN))
+    pass_id: Mapped[str] = mapped_column(String(32))
+    direction: Mapped[str] = mapped_column(String(3))           # in | out
+    state: Mapped[str] = mapped_column(String(8))               # pending|opened|unused|assumed
+    prev_inside: Mapped[bool] = mapped_column(Boolean)          # the pass's presence before
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (Index("passages_site_state", "site_id", "state"),
+                      Index("passages_gate_created", "gate_id", "created_at"))
+
+
+class Presence(Base):
+    """Anti-passback: is this pass inside its site, and when did it last enter."""
+
+    __tablename__ = "presence"
+    pass_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    inside: Mapped[bool] = mapped_column(Boolean, default=False)
+    entered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class GateLedger(Base):
+    """The counters a gate last reported for its offline spending (cumulative, per epoch)."""
+
+    __tablename__ = "gate_ledgers"
+    gate_id: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)
+    epoch: Mapped[str] = mapped_column(String(64))
+    spent: Mapped[int] = mapped_column(BigInteger, default=0)
+    unused: Mapped[int] = mapped_column(BigInteger, default=0)
+    exits: Mapped[int] = mapped_column(BigInteger, default=0)
+    next_seq: Mapped[int] = mapped_column(BigInteger, default=1)
+    reported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Lease(Base):
+    """A cap on a gate's cumulative `spent` counter. Unsettled, it holds back
+    (limit - spent) places: either still spendable or possibly spent and not yet reported.
+    Settled only when the gate reports it will never spend it again (or by a reset after
+    reclaim_at, when whoever it admitted is assumed gone)."""
+
+    __tablename__ = "leases"
+    n: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    gate_id: Mapped[str] = mapped_column(String(NAME_LEN))
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+    epoch: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    limit: Mapped[int] = mapped_column(BigInteger)
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    reclaim_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # expiry + margin
+    settled: Mapped[bool] = mapped_column(Boolean, default=False)
+    __table_args__ = (Index("leases_site_settled", "site_id", "settled"),
+                      Index("leases_gate_seq", "gate_id", "epoch", "seq"))

@@ -20,6 +20,7 @@ USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 MODES = ("off", "soft", "hard")
 DIRECTIONS = ("in", "out", "both")
 ROLES = ("admin", "reception")
+RESET_AT = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
 SECRET_CHECK_KEY = "secret_check"
 
 
@@ -36,6 +37,8 @@ class SiteSpec:
     occupancy: str = "off"
     anti_passback: str = "off"
     timezone: str = "UTC"
+    reset_at: str | None = "03:00"     # daily occupancy reset, site-local HH:MM; None: never
+    passback_minutes: int = 0          # timed anti-passback window; 0: off
 
 
 def check_name(value: str, field: str) -> str:
@@ -61,12 +64,17 @@ def add_site(session: Session, spec: SiteSpec, now: datetime) -> Site:
         ZoneInfo(spec.timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise InputError(f"--timezone: {spec.timezone!r} is not an IANA time zone") from None
+    if spec.reset_at is not None and not RESET_AT.fullmatch(spec.reset_at):
+        raise InputError(f"--reset-at: {spec.reset_at!r} is not HH:MM (00:00-23:59) or 'never'")
+    if not 0 <= spec.passback_minutes <= 7 * 24 * 60:
+        raise InputError("--passback-minutes: from 0 (off) to 10080 (a week)")
     if session.scalar(select(Site).where(Site.name == spec.name)) is not None:
         raise InputError(f"NAME: site {spec.name!r} exists already")
     site = Site(name=spec.name, revision=0, floor=0, epoch=secrets.token_hex(8),
                 timezone=spec.timezone, capacity=spec.capacity, limit_pct=spec.limit_pct,
                 headcount=spec.headcount, occupancy=spec.occupancy,
-                anti_passback=spec.anti_passback, created_at=now)
+                anti_passback=spec.anti_passback, created_at=now, inside=0,
+                reset_at=spec.reset_at, passback_window_s=spec.passback_minutes * 60)
     session.add(site)
     session.flush()
     return site

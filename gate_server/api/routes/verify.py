@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from ...services import events, verify
+from ...services import events, occupancy, verify
 from ..deps import BodyDep, GateDep, SessionDep
 from ..schemas import BadBody, VerifyIn, field_errors, parse_object
 
@@ -41,8 +41,17 @@ def post_verify(request: Request, gate: GateDep, raw: BodyDep,
         code = body.payload()
     except BadBody as exc:
         raise HTTPException(400, str(exc)) from None
-    verdict = verify.decide(session, gate, code, state.settings.clock())
-    state.metrics.verify.labels(verdict.decision, verdict.reason).inc()
-    log.info("verify at gate %s: %s (%s) pass %s", gate.id, verdict.decision, verdict.reason,
+    now = state.settings.clock()
+    verdict = verify.decide(session, gate, code, now)
+    reply = verdict.to_json()
+    if verdict.decision == "grant" and verdict.credential_id:
+        outcome = occupancy.on_grant(session, gate, verdict.credential_id, now,
+                                     state.settings.occupancy)
+        if outcome is not None:
+            reply.update(occupancy.verify_fields(outcome))
+            reply = {k: v for k, v in reply.items() if v is not None}
+        session.commit()
+    state.metrics.verify.labels(reply["decision"], reply["reason"]).inc()
+    log.info("verify at gate %s: %s (%s) pass %s", gate.id, reply["decision"], reply["reason"],
              verdict.credential_id or "-")
-    return JSONResponse(verdict.to_json(), headers={"Cache-Control": "no-store"})
+    return JSONResponse(reply, headers={"Cache-Control": "no-store"})
