@@ -127,6 +127,9 @@ class Passage(Base):
     direction: Mapped[str] = mapped_column(String(3))           # in | out
     state: Mapped[str] = mapped_column(String(8))               # pending|opened|unused|assumed
     prev_inside: Mapped[bool] = mapped_column(Boolean)          # the pass's presence before
+    # Paid from the gate's own lease (the site was otherwise full): the gate's `spent`
+    # counter counts it, so the passage itself never changes `inside`.
+    paid: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     __table_args__ = (Index("passages_site_state", "site_id", "state"),

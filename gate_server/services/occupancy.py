@@ -55,6 +55,7 @@ class Outcome:
     reason: str                    # ok | occupancy_full | anti_passback
     alarm: str | None = None       # soft mode: granted, with this alarm raised
     passage: Passage | None = None
+    lease_spend: bool = False      # the gate must pay this entry from its lease
 
 
 def capacity_of(site: Site) -> int | None:
@@ -102,7 +103,9 @@ def lapse_holds(session: Session, site: Site, now: datetime) -> None:
         Passage.site_id == site.id, Passage.state == "pending",
         Passage.expires_at <= now)).all()
     for p in stale:
-        if p.direction == "in":
+        if p.paid:
+            p.state = "assumed"  # the gate's spent counter has it (or its lease expired)
+        elif p.direction == "in":
             p.state = "assumed"
             site.inside += 1
         else:
@@ -113,7 +116,8 @@ def lapse_holds(session: Session, site: Site, now: datetime) -> None:
 def count(session: Session, site: Site, now: datetime, exclude_gate: str | None = None) -> Count:
     lapse_holds(session, site, now)
     holds = session.scalar(select(func.count()).select_from(Passage).where(
-        Passage.site_id == site.id, Passage.state == "pending", Passage.direction == "in")) or 0
+        Passage.site_id == site.id, Passage.state == "pending", Passage.direction == "in",
+        Passage.paid.is_(False))) or 0
     leased = sum(_gate_reserve(session, site.id, exclude_gate).values())
     return Count(capacity_of(site), site.inside, int(holds), leased)
 
@@ -154,7 +158,7 @@ def on_grant(session: Session, gate: Gate, pass_id: str, now: datetime,
     direction = gate.direction
     if direction == "both":  # one door both ways: the pass's presence says which way
         direction = "out" if presence.inside else "in"
-    alarm = None
+    alarm, paid = None, False
     if direction == "in":
         if _passback(site, presence, now):
             if site.anti_passback == "hard":
@@ -162,13 +166,17 @@ def on_grant(session: Session, gate: Gate, pass_id: str, now: datetime,
             alarm = "anti_passback"
         if counting(site):
             free = count(session, site, now).free
-            if free is not None and free <= 0:
+            # The site is full but for this gate's own lease: the gate may spend it online
+            # as offline (it reserves in its ledger first, and denies if that fails).
+            paid = (free is not None and free <= 0
+                    and _gate_reserve(session, site.id).get(gate.id, 0) > 0)
+            if free is not None and free <= 0 and not paid:
                 if site.occupancy == "hard":
                     return Outcome("deny", "occupancy_full")
                 alarm = alarm or "occupancy_full"
     passage = Passage(id=secrets.token_hex(12), site_id=site.id, gate_id=gate.id,
                       pass_id=pass_id, direction=direction, state="pending",
-                      prev_inside=presence.inside, created_at=now,
+                      prev_inside=presence.inside, created_at=now, paid=paid,
                       expires_at=now + timedelta(seconds=cfg.hold_s))
     session.add(passage)
     # Presence changes at the grant, so the code handed back over the turnstile is refused
@@ -176,7 +184,7 @@ def on_grant(session: Session, gate: Gate, pass_id: str, now: datetime,
     _set_presence(session, pass_id, direction == "in", now if direction == "in" else None)
     if alarm:
         events.alarm(session, gate.id, alarm, now, site=site.name, pass_id=pass_id)
-    return Outcome("grant", "ok", alarm, passage)
+    return Outcome("grant", "ok", alarm, passage, paid)
 
 
 def verify_fields(outcome: Outcome) -> dict[str, Any]:
@@ -188,6 +196,8 @@ def verify_fields(outcome: Outcome) -> dict[str, Any]:
         out["passage"] = {"id": outcome.passage.id, "direction": outcome.passage.direction}
     if outcome.alarm:
         out["alarm"] = outcome.alarm
+    if outcome.lease_spend:
+        out["lease_spend"] = True
     return out
 
 
@@ -203,7 +213,11 @@ def report_passages(session: Session, gate: Gate, items: list[tuple[str, bool]],
         if p is None or p.gate_id != gate.id:
             continue
         done.append(pid)
-        if p.state == "pending" and opened:
+        if p.paid:  # counted by the gate's lease counters, not here
+            p.state = "opened" if opened else "unused"
+            if not opened:
+                _set_presence(session, p.pass_id, p.prev_inside, None)
+        elif p.state == "pending" and opened:
             p.state = "opened"
             site.inside = site.inside + 1 if p.direction == "in" else max(0, site.inside - 1)
         elif p.state in ("pending", "assumed", "lapsed") and not opened:

@@ -331,3 +331,24 @@ def test_admin_occupancy_partial_and_correction(hard: Site3) -> None:
     with srv.session() as s:
         assert any('"by":"alice"' in e.body for e in s.query(Event).filter(
             Event.kind == "occupancy"))
+
+
+def test_full_but_for_a_gates_own_lease_it_pays_online_from_its_ledger(
+        db_url: str, tmp_path: Path) -> None:
+    _, it = build(db_url, tmp_path, capacity=4, occupancy="hard")
+    site = next(it)
+    led = LeaseLedger()
+    places = site.lease("in-1", led, 0.0)["lease"]["places"]
+    codes = [site.srv.issue(f"P{i}")[1] for i in range(6)]
+    for code in codes[:4 - places]:
+        assert site.enter("in-2", code)["decision"] == "grant"
+    assert site.verify("in-2", codes[4])["reason"] == "occupancy_full"  # no lease at in-2
+    paid = site.verify("in-1", codes[4])
+    assert paid["decision"] == "grant" and paid["lease_spend"] is True
+    adm = led.reserve(1.0)
+    assert adm.ticket is not None
+    led.commit(adm.ticket)
+    site.door("in-1", paid)           # counted once: by the ledger's report, not the passage
+    site.lease("in-1", led, 2.0)
+    assert site.count()["inside"] == 4 - places + 1
+    next(it, None)

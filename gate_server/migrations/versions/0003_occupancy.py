@@ -30,6 +30,7 @@ def upgrade() -> None:
     sa.Column('direction', sa.String(length=3), nullable=False),
     sa.Column('state', sa.String(length=8), nullable=False),
     sa.Column('prev_inside', sa.Boolean(), nullable=False),
+    sa.Column('paid', sa.Boolean(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['site_id'], ['sites.id'], ),
