@@ -29,8 +29,9 @@ class SyncResult:
 
 
 def parse_time(value: Any) -> float | None:
-    """RFC 3339 (or null) to epoch seconds; anything else raises ValueError."""
-    if value is None or value == "":
+    """RFC 3339 (or null) to epoch seconds; anything else, the empty string included (it is
+    neither a time nor "absent"), raises ValueError."""
+    if value is None:
         return None
     if not isinstance(value, str):
         raise ValueError("time must be an RFC 3339 string")

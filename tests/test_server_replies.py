@@ -263,10 +263,12 @@ def test_a_sync_page_off_the_contract_is_never_applied(name: str, cached_store) 
     assert cached_store.get_meta(CURSOR_KEY) == "1"
 
 
-def test_a_full_page_with_a_malformed_row_is_refused_whole(cached_store) -> None:
+@pytest.mark.parametrize("bad_fields", [{"label": 5}, {"valid_until": ""},
+                                        {"valid_from": "yesterday"}, {"revoked": "false"}])
+def test_a_full_page_with_a_malformed_row_is_refused_whole(cached_store, bad_fields) -> None:
     page = {"cursor": "9", "full": True, "credentials": [
         {"id": "n1", "code_sha256": hash_code("NEW"), "label": "New"},
-        {"id": "n2", "code_sha256": hash_code("BAD"), "label": 5}]}
+        {"id": "n2", "code_sha256": hash_code("BAD"), **bad_fields}]}
     with BadServer("custom") as server:
         server.reply = (200, "application/json", body(page))
         with pytest.raises(ServerUnavailable, match="bad_reply"):
