@@ -291,23 +291,23 @@ def test_reply_headers_are_case_insensitive(cached_store) -> None:
 
 # -- the transport and text checks the fuzz campaign found missing ----------------------------
 
-GRANT = b'{"decision": "grant", "reason": "ok"}'
+GRANT_JSON = b'{"decision": "grant", "reason": "ok"}'
 
 
 def _raw_status(line: str, content_type: str = "application/json",
-                body_bytes: bytes = GRANT) -> bytes:
+                body_bytes: bytes = GRANT_JSON) -> bytes:
     return (f"{line}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body_bytes)}\r\n"
             "Connection: close\r\n\r\n").encode("latin-1")
 
 
 @pytest.mark.parametrize(("klass", "head_bytes", "payload"), [
-    ("HTTP/1.1 with a NUL in the reason", _raw_status("HTTP/1.1 200 OK\x00"), GRANT),
-    ("HTTP/0.9-style status line", _raw_status("HTTP/9.9 200 OK"), GRANT),
+    ("HTTP/1.1 with a NUL in the reason", _raw_status("HTTP/1.1 200 OK\x00"), GRANT_JSON),
+    ("HTTP/0.9-style status line", _raw_status("HTTP/9.9 200 OK"), GRANT_JSON),
     ("a charset that is not UTF-8",
-     _raw_status("HTTP/1.1 200 OK", "application/json; charset=utf-16"), GRANT),
+     _raw_status("HTTP/1.1 200 OK", "application/json; charset=utf-16"), GRANT_JSON),
     ("a lone surrogate in a string",
-     _raw_status("HTTP/1.1 200 OK", body_bytes=GRANT.replace(b'"ok"', b'"\\udcff"')),
-     GRANT.replace(b'"ok"', b'"\\udcff"')),
+     _raw_status("HTTP/1.1 200 OK", body_bytes=GRANT_JSON.replace(b'"ok"', b'"\\udcff"')),
+     GRANT_JSON.replace(b'"ok"', b'"\\udcff"')),
 ])
 def test_a_verify_reply_off_the_transport_contract_is_unavailable(
         klass: str, head_bytes: bytes, payload: bytes) -> None:
