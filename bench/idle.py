@@ -17,16 +17,23 @@ import zxingcpp
 from PIL import Image
 
 from bench.common import header, ms, pct, quiet_gc, seed_for, table, timed
-from bench.scenes import (DIFFICULTIES, SIZES, empty_sequence, make_entrance, random_payload,
-                          render_scene, sample_params)
-from gate.decode import qr_formats
-from gate.idle import IdleDetector
+from bench.scenes import (
+    DIFFICULTIES,
+    SIZES,
+    empty_sequence,
+    make_entrance,
+    random_payload,
+    render_scene,
+    sample_params,
+)
+from gate.scan.decode import qr_formats
+from gate.scan.idle import IdleDetector
 
-QR = qr_formats(zxingcpp)  # QR Code model 2 only, as the gate reads (see gate/decode.py)
+QR = qr_formats(zxingcpp)  # QR Code model 2 only, as the gate reads (see gate/scan/decode.py)
 
 
 class Variant(IdleDetector):
-    """gate.idle.IdleDetector ("rows": two rows of each cell) with the thumbnails it was
+    """gate.scan.idle.IdleDetector ("rows": two rows of each cell) with the thumbnails it was
     chosen over: "box" (Pillow's reduce: cell means, which average sensor noise away) and
     "stride" (one pixel per cell: cheapest, noisiest, needs a higher level)."""
 

@@ -33,7 +33,7 @@ import zxingcpp
 
 from bench.common import header, ms, quiet_gc, seed_for, table
 from bench.scenes import empty_scene, make_entrance, make_scene, random_payload
-from gate.decode import qr_formats
+from gate.scan.decode import qr_formats
 
 SIZE = (640, 480)
 
@@ -65,7 +65,7 @@ class MemorySource:
         self.i = 0
 
     def read(self):  # type: ignore[no-untyped-def]
-        from gate.camera import Frame
+        from gate.scan.camera import Frame
         if self.i >= len(self.frames):
             return None
         self.i += 1

@@ -6,7 +6,7 @@ cost of an idle frame through its real Scanner.
 
 1. Read rate at 640x480 on the hard and medium code frames of bench.common.code_frames (the
    same frames as bench.decoders and bench.second_chance), and on frames with no code (empty,
-   and with a person walking through): `gate.decode.make_decoder("zxing")` with the defaults
+   and with a person walking through): `gate.scan.decode.make_decoder("zxing")` with the defaults
    (second chance on) against raw zxing-cpp. Each frame is a new visitor: the decoder's last
    sighting is cleared between frames. Target: >= 85% of hard+medium, 0 wrong payloads.
 2. Idle frames: `Scanner.from_config(DecoderSection())` (the daemon's default scanner) over
@@ -29,14 +29,30 @@ from collections.abc import Callable
 import numpy as np
 import zxingcpp
 
-from bench.common import (code_frames, header, measure_decoder, ms, pct, quiet_gc, seed_for,
-                          table, timed)
-from bench.scenes import (DIFFICULTIES, empty_scene, empty_sequence, make_entrance,
-                          random_payload, render_scene, sample_params)
-from gate.camera import Frame
+from bench.common import (
+    code_frames,
+    header,
+    measure_decoder,
+    ms,
+    pct,
+    quiet_gc,
+    seed_for,
+    table,
+    timed,
+)
+from bench.scenes import (
+    DIFFICULTIES,
+    empty_scene,
+    empty_sequence,
+    make_entrance,
+    random_payload,
+    render_scene,
+    sample_params,
+)
 from gate.config import DecoderSection
-from gate.decode import ZxingDecoder, make_decoder, qr_formats
-from gate.scanner import Scanner
+from gate.scan.camera import Frame
+from gate.scan.decode import ZxingDecoder, make_decoder, qr_formats
+from gate.scan.scanner import Scanner
 
 SIZE = (640, 480)
 REPEAT = 3

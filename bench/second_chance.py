@@ -9,7 +9,7 @@ empty entrance its second chance runs on every frame that reaches the decoder: t
 show that cost apart, on empty frames with and without a person walking through.
 
 The building blocks (``Box``, ``deconvolve``, ``find_candidate``, ``read_roi``, the
-``SecondChance`` policy) live in gate/rescue.py, which the daemon's zxing decoder uses; this
+``SecondChance`` policy) live in gate/scan/second_chance.py, which the daemon's zxing decoder uses; this
 file keeps only what the experiment compares them with (unsharp masks, contrast
 normalisations, whole-frame upscales) and the sweeps that chose the defaults.
 """
@@ -24,12 +24,21 @@ import numpy as np
 import zxingcpp
 from PIL import Image, ImageFilter
 
-from bench.common import (CodeFrame, code_frames, header, ms, pct, quiet_gc, seed_for, table,
-                          timed)
+from bench.common import (
+    CodeFrame,
+    code_frames,
+    header,
+    ms,
+    pct,
+    quiet_gc,
+    seed_for,
+    table,
+    timed,
+)
 from bench.scenes import empty_scene, make_entrance, make_scene
-from gate import rescue
-from gate.decode import qr_formats
-from gate.rescue import Box, Restoration, deconvolve, find_candidate
+from gate.scan import second_chance as rescue
+from gate.scan.decode import qr_formats
+from gate.scan.second_chance import Box, Restoration, deconvolve, find_candidate
 
 # QRCodeModel2, not QRCode: in zxing-cpp 3.x QRCode is the family and includes Micro QR,
 # whose M1 symbols (numeric, no error correction) a restored crop can fake: a second chance
@@ -50,7 +59,7 @@ def valid_texts(codes: Sequence[zxingcpp.Barcode]) -> list[str]:
 
 
 def read_found(image: np.ndarray) -> list[rescue.Found]:
-    """gate.rescue's reader: a restored crop, at its own size, decoded symbols only."""
+    """gate.scan.second_chance's reader: a restored crop, at its own size, decoded symbols only."""
     return [(bytes(c.bytes), ()) for c in read(image, try_downscale=False) if c.valid]
 
 
@@ -89,7 +98,7 @@ def unsharp(y: np.ndarray, radius: float = 3.0, percent: int = 200) -> np.ndarra
 
 @dataclass(frozen=True)
 class Sharpen:
-    """A restoration to compare with gate.rescue.Wiener: Wiener and/or an unsharp mask."""
+    """A restoration to compare with gate.scan.second_chance.Wiener: Wiener and/or an unsharp mask."""
 
     name: str
     wiener: tuple[float, float] | None = None  # (sigma, noise)
@@ -115,7 +124,7 @@ def read_roi(y: np.ndarray, box: Box, chain: Sequence[Restoration] = WIENER) -> 
 
 
 class Recipe:
-    """gate.rescue.SecondChance driven as the experiment needs: raw pass (return_errors), then
+    """gate.scan.second_chance.SecondChance driven as the experiment needs: raw pass (return_errors), then
     regions; the last sighting is given per frame, and the texture detector runs only on
     frames numbered a multiple of ``every`` (0: never) with its score gate at ``gate``."""
 

@@ -40,7 +40,12 @@ def child(csv_path: str, db_path: str, n: int) -> None:
     import resource
 
     import gate.daemon  # noqa: F401  (the daemon's imports count towards its memory)
-    from gate.credentials import LIST, CredentialStore, hash_code, load_allowlist_into
+    from gate.verify.credentials import (
+        LIST,
+        CredentialStore,
+        hash_code,
+        load_allowlist_into,
+    )
 
     store = CredentialStore(Path(db_path))
     t0 = time.perf_counter()

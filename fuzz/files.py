@@ -26,10 +26,9 @@ from urllib.parse import urlsplit
 from fuzz.common import Result, progress, report, rng_for, timed_result
 from fuzz.world import DAY, NOW, base_sections, iso, scratch_dir, sha, write_toml
 from gate.config import Config, load_config
-from gate.errors import ConfigError
-from gate.credentials import CredentialStore, load_allowlist_into
-from gate.errors import AllowlistError
+from gate.errors import AllowlistError, ConfigError
 from gate.verify import build_chain
+from gate.verify.credentials import CredentialStore, load_allowlist_into
 
 BAD_DATES = ["2026-13-01", "2026-02-30", "tomorrow", "NaN", "1e9", "99999-01-01",
              "2026-01-01T25:00", "2026-01-01T10:00+25:00", "--", "2026/01/01", "\x00",

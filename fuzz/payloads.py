@@ -108,7 +108,7 @@ def qr_luma(payload: bytes, module_px: int) -> np.ndarray:
 
 
 def run(n: int, images: int, seed: int) -> Result:
-    from gate.decode import make_decoder
+    from gate.scan.decode import make_decoder
 
     result = Result("payloads")
     with timed_result(result), list_world() as world:

@@ -24,10 +24,16 @@ from typing import Any
 
 from fuzz.common import Result, progress, report, rng_for, timed_result
 from fuzz.junkserver import JunkServer, Reply
-from fuzz.malform import credentials_reply, dumps, events_reply, verify_reply, verify_valid
-from fuzz.world import NOW, DAY, base_sections, iso, scratch_dir, sha, write_toml
+from fuzz.malform import (
+    credentials_reply,
+    dumps,
+    events_reply,
+    verify_reply,
+    verify_valid,
+)
+from fuzz.world import DAY, NOW, base_sections, iso, scratch_dir, sha, write_toml
 from gate.config import Config, load_config
-from gate.credentials import CredentialStore, load_allowlist_into
+from gate.verify.credentials import CredentialStore, load_allowlist_into
 
 PROPERTIES = {"verify": ["uncaught exceptions", "wrong grants"],
               "credentials": ["uncaught exceptions", "cache changed by junk"],
@@ -39,7 +45,7 @@ CODES = [b"L-VALID", b"L-OLD", b"C-VALID", b"C-REVOKED", b"C-RED", b"C-STALE-NOT
 
 
 def make_client(cfg: Config) -> Any:
-    from gate.central import ServerClient, read_token
+    from gate.central.client import ServerClient, read_token
 
     assert cfg.server is not None
     return ServerClient(cfg.server, cfg.gate.id, read_token(cfg.server.token_file))
@@ -55,7 +61,7 @@ def make_chain(cfg: Config, store: CredentialStore) -> Any:
 
 
 def seed_cache(store: CredentialStore) -> None:
-    from gate.credentials import SERVER, Credential
+    from gate.verify.credentials import SERVER, Credential
     from gate.verify.online import LAST_SYNC_KEY
 
     rows = [Credential(sha(b"C-VALID"), SERVER, "c1", "Cache valid"),
@@ -65,19 +71,19 @@ def seed_cache(store: CredentialStore) -> None:
 
 
 def sync_once(cfg: Config, client: Any, store: CredentialStore) -> None:
-    from gate.sync import CredentialSync
+    from gate.central.sync import CredentialSync
 
     CredentialSync(client, store, 3600).sync_once()
 
 
 def upload_once(cfg: Config, client: Any, journal: Any) -> None:
-    from gate.sync import EventUploader
+    from gate.central.sync import EventUploader
 
     EventUploader(client, journal, 1, 5, 1).upload_once()
 
 
 def unavailable() -> type[Exception]:
-    from gate.central import ServerUnavailable
+    from gate.central.client import ServerUnavailable
 
     return ServerUnavailable
 

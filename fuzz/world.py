@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from gate.config import Config, load_config
-from gate.credentials import CredentialStore, load_allowlist_into
 from gate.verify import VerifierChain, build_chain
+from gate.verify.credentials import CredentialStore, load_allowlist_into
 
 NOW = time.time()
 DAY = 86400.0

@@ -97,8 +97,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
-    from .camera import load_luma
-    from .decode import make_decoder
+    from .scan.camera import load_luma
+    from .scan.decode import make_decoder
 
     backend = args.backend or (load_config(args.config).decoder.backend if args.config else "zxing")
     decoder = make_decoder(backend)
@@ -142,9 +142,9 @@ def cmd_journal(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from .central import ServerClient, ServerUnavailable, read_token
-    from .credentials import CredentialStore
-    from .sync import CredentialSync
+    from .central.client import ServerClient, ServerUnavailable, read_token
+    from .central.sync import CredentialSync
+    from .verify.credentials import CredentialStore
 
     cfg = load_config(args.config)
     if cfg.server is None:
@@ -201,7 +201,7 @@ def cmd_relay_off(args: argparse.Namespace) -> int:
     """The stop path's lock (ExecStopPost=): it reads only the relay's wiring, leniently, so
     a config broken anywhere else (or in those keys: then the defaults, said on stderr)
     still gets the relay locked. Exit 0 locked, 1 the relay could not be driven."""
-    from .pins import claim_relay_pin, make_pin_factory, read_relay_wiring
+    from .door.pins import claim_relay_pin, make_pin_factory, read_relay_wiring
 
     wiring, warnings = read_relay_wiring(args.config)
     for warning in warnings:

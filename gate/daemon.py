@@ -17,28 +17,34 @@ from typing import Any
 
 from gpiozero.pins import Factory
 
-from .camera import Frame, FrameSource, open_source
-from .central import ServerClient, read_token
+from .central.client import ServerClient, read_token
+from .central.sync import CredentialSync, EventUploader, JournalPruner
 from .clock import TrustedClock, latest_journal_time
 from .config import Config, broker_address, load_config, parse_listen
-from .credentials import CredentialStore
-from .door import Door
-from .errors import (AllowlistError, CameraStalled, ConfigError, GateError, JournalError,
-                     RelayFault)
-from .indicators import Indicators
-from .doorio import DoorIO
-from .inputs import StaffCheck
+from .door.doorio import DoorIO
+from .door.indicators import Indicators
+from .door.inputs import StaffCheck
+from .door.pins import claim_relay, make_pin_factory
+from .door.relay import Door
+from .errors import (
+    AllowlistError,
+    CameraStalled,
+    ConfigError,
+    GateError,
+    JournalError,
+    RelayFault,
+)
 from .fleet.bus import BrokerSettings, FleetBus
 from .fleet.remote import RemoteControl
 from .journal import EventKind, Journal, utc_now
-from .listwatch import ListWatcher
 from .metrics import GateMetrics, Readings
 from .notify import sd_notify, watchdog_interval
-from .pins import claim_relay, make_pin_factory
-from .scanner import Presentation, Scanner
+from .scan.camera import Frame, FrameSource, open_source
+from .scan.scanner import Presentation, Scanner
 from .status import FrameRate, StatusWriter
-from .sync import CredentialSync, EventUploader, JournalPruner
 from .verify import Lockout, build_chain, lockout_rule
+from .verify.credentials import CredentialStore
+from .verify.listwatch import ListWatcher
 from .verify.lockdown import Lockdown, LockdownChain
 from .verify.online import LAST_SYNC_KEY, OnlineVerifier
 from .worker import Worker

@@ -41,8 +41,8 @@ def run_relay_test(cfg: Config, open_s: float | None = None,
                    pin_factory: Factory | None = None) -> RelayReport:
     """Pulse the relay once for `open_s` (default [door] open_s), journaled like any door
     movement. The daemon must be stopped first: it holds the pin."""
-    from .door import Door
-    from .pins import claim_relay, make_pin_factory
+    from .door.pins import claim_relay, make_pin_factory
+    from .door.relay import Door
     from .journal import Journal
 
     seconds = cfg.door.open_s if open_s is None else open_s
@@ -113,8 +113,8 @@ def run_camera_test(cfg: Config, output: Path, skip: int | None = None) -> Camer
     """Capture one frame (after `skip` frames, so auto exposure settles), measure the codes
     in it, and save it as PNG (mode 0600) with every code it holds painted over: the frame
     shows aim, focus and light, never a pass someone could print again."""
-    from .camera import open_source
-    from .decode import make_decoder
+    from .scan.camera import open_source
+    from .scan.decode import make_decoder
 
     if skip is None:
         skip = 0 if cfg.camera.source == "files" else int(math.ceil(cfg.camera.fps))
@@ -146,8 +146,8 @@ def mask_codes(luma: np.ndarray, regions: Sequence[Sequence[tuple[float, float]]
     """A copy of `luma` with each region (and any code still read after that, by either
     backend) filled flat. If codes still read after a few rounds, the whole frame is
     blanked: a saved frame that decodes is worse than none."""
-    from .decode import make_decoder
     from .errors import DecoderUnavailable
+    from .scan.decode import make_decoder
 
     readers = []
     for backend in ("zxing", "pyzbar"):
@@ -219,7 +219,7 @@ def zxing_reads(luma: np.ndarray
     corners of every code it reads, to be masked."""
     import hashlib
 
-    from .decode import qr_formats
+    from .scan.decode import qr_formats
 
     try:
         import zxingcpp

@@ -16,11 +16,17 @@ from typing import Any, Iterator
 import numpy as np
 import pytest
 from PIL import Image
+from qrimages import write_frames, write_png
 
-from gate.camera import FileFrameSource, Frame, Picamera2Source, open_source, resolve_image_paths
 from gate.config import CameraSection
 from gate.errors import CameraError, CameraStalled
-from qrimages import write_frames, write_png
+from gate.scan.camera import (
+    FileFrameSource,
+    Frame,
+    Picamera2Source,
+    open_source,
+    resolve_image_paths,
+)
 
 FAKES = Path(__file__).resolve().parent / "fakes"
 FAKE_ENV = ("FAKE_PICAMERA2_FRAMES", "FAKE_PICAMERA2_STALL_AFTER", "FAKE_PICAMERA2_STALL_FOR_S",
@@ -432,8 +438,8 @@ def test_fake_picamera2_is_scripted_from_the_environment_in_a_subprocess(tmp_pat
     """The way a daemon subprocess uses the fake: PYTHONPATH=tests/fakes and FAKE_PICAMERA2_*."""
     write_frames(tmp_path / "frames", ["ENV-ONE", None, ["ENV-TWO", "ENV-THREE"]])
     code = textwrap.dedent("""
-        from gate.camera import Picamera2Source
-        from gate.decode import make_decoder
+        from gate.scan.camera import Picamera2Source
+        from gate.scan.decode import make_decoder
         from gate.errors import CameraStalled
         src = Picamera2Source(size=(640, 480), fps=60, stall_timeout_s=0.3)
         dec = make_decoder("zxing")

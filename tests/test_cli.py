@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import subprocess
-
-import pytest
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import REPO, gate_config, write_allowlist
 from qrimages import write_frames
 
@@ -93,13 +92,14 @@ def test_cli_example_config_and_allowlist_are_valid(tmp_path: Path) -> None:
     result = gate("check-config", "--config", str(REPO / "config" / "gate.example.toml"))
     assert result.returncode == 0, result.stderr
     assert 'source = "picamera2"' in result.stdout
-    from gate.credentials import read_allowlist
+    from gate.verify.credentials import read_allowlist
     loaded = read_allowlist(REPO / "config" / "allowlist.example.csv")
     assert len(loaded.credentials) == 1 and loaded.problems == []
 
 
 def test_cli_journal_prints_json_lines_and_filters(tmp_path: Path) -> None:
     import json
+
     from gate.journal import Journal
     cfg = config(tmp_path)
     journal = Journal(tmp_path / "state" / "journal.db", "test-gate")

@@ -12,17 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gpiozero.pins.mock import MockFactory
-
 from conftest import write_allowlist
 from gatehelpers import ALICE, events_where, running_gate, setup_config, wait_event
+from gpiozero.pins.mock import MockFactory
 
-from gate.central import ServerClient
+from gate.central.client import ServerClient
 from gate.clock import SERVER_AHEAD_MAX_S, TrustedClock, latest_journal_time
 from gate.config import ServerSection
-from gate.credentials import LIST, SERVER, Credential, CredentialStore, hash_code
 from gate.journal import Journal
 from gate.verify import StoreVerifier, VerifierChain
+from gate.verify.credentials import LIST, SERVER, Credential, CredentialStore, hash_code
 from gate.verify.online import LAST_SYNC_KEY, CacheVerifier
 
 T = 1_780_000_000.0   # "now", 2026

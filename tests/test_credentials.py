@@ -10,9 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from gate.credentials import (LIST, SERVER, Credential, CredentialStore, hash_code,
-                              load_allowlist_into, parse_time, read_allowlist)
 from gate.errors import AllowlistError
+from gate.verify.credentials import (
+    LIST,
+    SERVER,
+    Credential,
+    CredentialStore,
+    hash_code,
+    load_allowlist_into,
+    parse_time,
+    read_allowlist,
+)
 
 
 def sha(code: str) -> str:
@@ -155,7 +163,7 @@ def test_parse_time_year_edges_never_overflow_in_any_local_zone(tz: str) -> None
     import subprocess
     import sys
     # Local time is process-wide: each zone in its own interpreter.
-    code = ("from gate.credentials import parse_time as p\n"
+    code = ("from gate.verify.credentials import parse_time as p\n"
             "for t in ('9999-12-31', '9999-12-31T23:59:59', '0001-01-01', '0001-01-01T00:00'):\n"
             "    a, b = p(t, end_of_day=False), p(t, end_of_day=True)\n"
             "    assert a <= b, (t, a, b)\n"
@@ -221,7 +229,7 @@ def test_allowlist_huge_field_and_fifo_are_clear_errors(tmp_path: Path) -> None:
 
 
 def test_allowlist_many_bad_rows_report_a_bounded_list(tmp_path: Path) -> None:
-    from gate.credentials import MAX_PROBLEMS
+    from gate.verify.credentials import MAX_PROBLEMS
     path = write_list(tmp_path, "code,label\n" + ",empty\n" * 5000 + "OK,ok\n")
     load = read_allowlist(path)
     assert len(load.credentials) == 1

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from gate.decode import Code, PyzbarDecoder, ZxingDecoder, make_decoder
-from gate.errors import DecoderUnavailable
 from qrimages import qr_frame, qr_modules, write_png
+
+from gate.errors import DecoderUnavailable
+from gate.scan.decode import Code, PyzbarDecoder, ZxingDecoder, make_decoder
 
 REPO = Path(__file__).resolve().parent.parent
 BACKENDS = ["zxing", "pyzbar"]

@@ -15,8 +15,8 @@ import pytest
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
-from gate.door import LOCKED, UNLOCKED, Door, Relay
-from gate.indicators import Indicators
+from gate.door.indicators import Indicators
+from gate.door.relay import LOCKED, UNLOCKED, Door, Relay
 
 WAIT = 5.0  # how long a test waits for something that should happen well before
 

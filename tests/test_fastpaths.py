@@ -19,18 +19,25 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # `python -m pytest` puts the root on sys.path; bare `pytest` not
     sys.path.insert(0, str(REPO))
 
+from qrimages import qr_frame, write_png  # noqa: E402
+
 from bench.common import code_frames, seed_for  # noqa: E402
 from bench.pipeline import entrance_day  # noqa: E402
-from bench.scenes import (empty_scene, empty_sequence, make_entrance, random_payload,  # noqa: E402
-                          render_scene, sample_params)
-from gate.camera import Frame  # noqa: E402
+from bench.scenes import (  # noqa: E402
+    empty_scene,
+    empty_sequence,
+    make_entrance,
+    random_payload,
+    render_scene,
+    sample_params,
+)
 from gate.config import DecoderSection  # noqa: E402
-from gate.decode import Code, PyzbarDecoder, ZxingDecoder, make_decoder  # noqa: E402
 from gate.errors import DecoderUnavailable  # noqa: E402
-from gate.idle import IdleDetector  # noqa: E402
-from gate.rescue import Box, Texture  # noqa: E402
-from gate.scanner import Scanner  # noqa: E402
-from qrimages import qr_frame, write_png  # noqa: E402
+from gate.scan.camera import Frame  # noqa: E402
+from gate.scan.decode import Code, PyzbarDecoder, ZxingDecoder, make_decoder  # noqa: E402
+from gate.scan.idle import IdleDetector  # noqa: E402
+from gate.scan.scanner import Scanner  # noqa: E402
+from gate.scan.second_chance import Box, Texture  # noqa: E402
 
 S = 1_000_000_000
 FRAME = S // 15  # 15 fps
@@ -284,7 +291,7 @@ def test_scanner_reconfigure_keeps_the_guard_and_swaps_what_changed() -> None:
 
 def test_scanner_reconfigure_keeps_the_running_decoder_if_the_new_one_cannot_load(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    import gate.scanner as scanner_module
+    import gate.scan.scanner as scanner_module
 
     scanner = Scanner.from_config(DecoderSection())
     running = scanner.decoder
@@ -320,6 +327,7 @@ def gate_decisions(tmp_path: Path, lumas: list[np.ndarray], payloads: list[str],
                    **decoder: object) -> tuple[list[tuple[str, str]], dict[str, int]]:
     """Run the real Gate over `lumas` with [decoder] overrides; its journaled decisions."""
     from conftest import gate_config, journal_events, write_allowlist
+
     from gate.config import load_config
     from gate.daemon import Gate
 

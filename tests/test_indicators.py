@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gatehelpers import running_gate, setup_config, states, wait_states, wait_until
 from gpiozero.pins.mock import MockFactory
 
 from gate.config import IndicatorsSection, load_config
-from gate.indicators import Indicators
-from gatehelpers import running_gate, setup_config, states, wait_states, wait_until
+from gate.door.indicators import Indicators
 
 GREEN, RED, STATUS, BUZZER = 22, 23, 24, 25
 SLACK = 0.5  # scheduling on a busy CI machine: durations are checked with generous bounds

@@ -7,11 +7,25 @@ import threading
 from pathlib import Path
 
 import pytest
+from gatehelpers import (
+    STAFFER,
+    UNKNOWN,
+    events_where,
+    running_gate,
+    setup_config,
+    states,
+    wait_event,
+    wait_until,
+)
 from gpiozero.pins.mock import MockFactory
 
-from gate.inputs import DoorContact, ExitButton, StaffButton, StaffCheck, StaffWindow
-from gatehelpers import (STAFFER, UNKNOWN, events_where, running_gate, setup_config, states,
-                         wait_event, wait_until)
+from gate.door.inputs import (
+    DoorContact,
+    ExitButton,
+    StaffButton,
+    StaffCheck,
+    StaffWindow,
+)
 
 CONTACT, EXIT, STAFF, RELAY = 5, 6, 13, 17
 

@@ -209,7 +209,7 @@ def test_journal_prune_everything_old_when_there_is_no_server(journal: Journal) 
 
 
 def test_journal_pruner_keeps_recent_events_and_the_outbox(journal: Journal) -> None:
-    from gate.sync import JournalPruner
+    from gate.central.sync import JournalPruner
     journal.record("system", event="old")
     journal._db.execute("UPDATE events SET at = '2001-01-01T00:00:00.000Z'")
     journal.record("system", event="new")

@@ -6,13 +6,20 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from conftest import run_gate
+from gatehelpers import (
+    ALICE,
+    events_where,
+    running_gate,
+    setup_config,
+    wait_event,
+    wait_until,
+)
 from gpiozero.pins.mock import MockFactory
 
-from conftest import run_gate
-from gate.credentials import LIST, CredentialStore, hash_code
 from gate.journal import Journal
-from gate.listwatch import ListWatcher
-from gatehelpers import ALICE, events_where, running_gate, setup_config, wait_event, wait_until
+from gate.verify.credentials import LIST, CredentialStore, hash_code
+from gate.verify.listwatch import ListWatcher
 
 GOOD = "code,label,valid_from,valid_until\nOLD-1,Old,,2099-12-31\n"
 MISSPELT = "code,label,valid_from,valid_till\nNEW-1,New,,2000-01-01\n"

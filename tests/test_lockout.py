@@ -11,14 +11,20 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from gpiozero.pins.mock import MockFactory
-
 from conftest import gate_config, journal_events, run_gate, write_allowlist
-from gatehelpers import events_where, running_gate, setup_config, states, wait_event, wait_until
+from gatehelpers import (
+    events_where,
+    running_gate,
+    setup_config,
+    states,
+    wait_event,
+    wait_until,
+)
+from gpiozero.pins.mock import MockFactory
 from qrimages import write_frames
 
-from gate.credentials import hash_code
 from gate.verify import Decision, VerifierChain
+from gate.verify.credentials import hash_code
 from gate.verify.lockout import Lockout, LockoutRule
 
 RULE = LockoutRule(max_denials=3, window_s=10.0, cooldown_s=30.0)

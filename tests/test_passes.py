@@ -9,14 +9,28 @@ from zoneinfo import ZoneInfo
 
 import cbor2
 import pytest
+from passhelpers import (
+    BERLIN,
+    DAY,
+    OTHER,
+    SIGNER,
+    SITE_KEY,
+    WEEKDAYS,
+    T,
+    Window,
+    claims,
+    cose,
+    make_key,
+    pass_key,
+    text_of,
+    verifier,
+)
 
-from gate.credentials import LIST, CredentialStore
-from gate.passes import issue, code_at, pass_secret
+from gate.passes import code_at, issue, pass_secret
 from gate.passes.rotation import STEP_S
 from gate.verify import StoreVerifier, VerifierChain
+from gate.verify.credentials import LIST, CredentialStore
 from gate.verify.passes import PassDecision
-from passhelpers import (BERLIN, DAY, OTHER, SIGNER, SITE_KEY, T, WEEKDAYS, Window, claims,
-                         cose, make_key, pass_key, text_of, verifier)
 
 
 def reason(tmp_path: Path, text: str, now: float = T, **kw: object) -> str:

@@ -9,12 +9,30 @@ import threading
 from pathlib import Path
 
 import pytest
-
-from gate.decode import PyzbarDecoder, ZxingDecoder
-from gate.passes import (KeysFileError, RevocationStore, code_at, dump_keys, issue,
-                         load_keys_file, pass_secret)
-from passhelpers import OTHER, SIGNER, SITE_KEY, T, Window, claims, cose, pass_key, text_of, verifier
+from passhelpers import (
+    OTHER,
+    SIGNER,
+    SITE_KEY,
+    T,
+    Window,
+    claims,
+    cose,
+    pass_key,
+    text_of,
+    verifier,
+)
 from qrimages import qr_frame
+
+from gate.passes import (
+    KeysFileError,
+    RevocationStore,
+    code_at,
+    dump_keys,
+    issue,
+    load_keys_file,
+    pass_secret,
+)
+from gate.scan.decode import PyzbarDecoder, ZxingDecoder
 
 REASONS = {"bad_format", "unknown_key", "bad_signature", "expired", "not_yet_valid",
            "wrong_site", "outside_schedule", "stale_code", "revoked"}

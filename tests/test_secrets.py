@@ -7,11 +7,11 @@ import logging
 from pathlib import Path
 
 import pytest
-
 from conftest import run_gate
-from gate.central import read_token
-from gate.errors import ConfigError
 from gatehelpers import setup_config
+
+from gate.central.client import read_token
+from gate.errors import ConfigError
 
 TOKEN = "t0k3n-abc.DEF_123~+/="
 

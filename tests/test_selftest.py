@@ -9,16 +9,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REPO, journal_events
+from gatehelpers import ALICE, setup_config, states
 from gpiozero import DigitalOutputDevice
 from gpiozero.pins.mock import MockFactory
 from PIL import Image
+from qrimages import qr_frame, qr_modules, write_png
 
-from conftest import REPO, journal_events
 from gate.config import load_config
 from gate.errors import GateError
 from gate.selftest import measure, modules_from_finder, run_relay_test
-from gatehelpers import ALICE, setup_config, states
-from qrimages import qr_frame, qr_modules, write_png
 
 RELAY = 17
 
@@ -104,7 +104,7 @@ def test_selftest_camera_saves_the_frame_and_reports_pixels_per_module(tmp_path:
 @pytest.mark.parametrize("backend", ["zxing", "pyzbar"])
 def test_selftest_camera_saved_frame_decodes_to_nothing_with_either_backend(
         tmp_path: Path, backend: str) -> None:
-    from gate.decode import make_decoder
+    from gate.scan.decode import make_decoder
     from gate.selftest import run_camera_test
 
     # two codes, the second dark-mode (inverted), which zbar reads only when nothing else
@@ -164,7 +164,7 @@ def test_selftest_camera_that_cannot_open_exits_1_with_the_reason(tmp_path: Path
 def test_selftest_module_count_from_the_finder_when_the_version_is_unknown(module_px: int
                                                                           ) -> None:
     # A rotated code, measured as pyzbar without zxing-cpp would have to: no version.
-    from gate.decode import make_decoder
+    from gate.scan.decode import make_decoder
 
     luma = np.asarray(Image.fromarray(qr_frame("X" * 60, module_px=module_px))
                       .rotate(25, expand=True, fillcolor=200))

@@ -15,8 +15,8 @@ from badserver import BadServer, free_port_url
 from conftest import REPO, gate_config, journal_events, run_gate, write_allowlist
 from qrimages import write_frames
 
-from gate.credentials import SERVER, Credential, CredentialStore, hash_code
 from gate.refserver.server import ReferenceServer
+from gate.verify.credentials import SERVER, Credential, CredentialStore, hash_code
 from gate.verify.online import LAST_SYNC_KEY
 
 TOKEN = "daemon-test-token"

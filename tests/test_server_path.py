@@ -8,15 +8,15 @@ import time
 from pathlib import Path
 
 import pytest
-
 from badserver import BadServer, free_port_url, make_ca, make_server_cert
-from gate.central import ServerClient, ServerUnavailable
+from gate.central.client import ServerClient, ServerUnavailable
+from gate.central.sync import CredentialSync, EventUploader
+
 from gate.config import Config, PolicySection, ServerSection
-from gate.credentials import SERVER, CredentialStore, Credential, hash_code
 from gate.journal import Journal
 from gate.refserver.server import ReferenceServer, server_ssl_context
-from gate.sync import CredentialSync, EventUploader
 from gate.verify import build_chain
+from gate.verify.credentials import SERVER, Credential, CredentialStore, hash_code
 from gate.verify.online import LAST_SYNC_KEY, OnlineVerifier
 
 TOKEN = "test-token-0123456789"
@@ -223,8 +223,8 @@ def test_cache_not_synced_within_max_age_no_longer_grants(cached_store: Credenti
                                      "not an object"])
 def test_sync_refuses_a_full_list_with_a_malformed_row_whole(tmp_path: Path, bad_row) -> None:
     """A row off the contract makes the whole reply junk: the old cache and cursor stay."""
-    from gate.central import CredentialsPage
-    from gate.replies import ServerUnavailable
+    from gate.central.client import CredentialsPage
+    from gate.central.replies import ServerUnavailable
     store = CredentialStore(tmp_path / "cred.db")
     store.replace(SERVER, [Credential(hash_code("OLD"), "Old")], {"server.cursor": "1"})
     sync = CredentialSync(client_for("http://127.0.0.1:1"), store, 60)

@@ -9,14 +9,14 @@ import time
 from pathlib import Path
 
 import pytest
-
 from badserver import BadServer, make_ca, make_server_cert
-from gate.central import ServerClient, ServerUnavailable
+
+from gate.central.client import ServerClient, ServerUnavailable
+from gate.central.sync import CURSOR_KEY, CredentialSync
 from gate.config import Config, PolicySection, ServerSection
-from gate.credentials import SERVER, Credential, CredentialStore, hash_code
 from gate.refserver.server import server_ssl_context
-from gate.sync import CURSOR_KEY, CredentialSync
 from gate.verify import build_chain
+from gate.verify.credentials import SERVER, Credential, CredentialStore, hash_code
 from gate.verify.online import LAST_SYNC_KEY, OnlineVerifier
 
 TOKEN = "test-token-0123456789"
@@ -280,7 +280,7 @@ def test_a_full_page_with_a_malformed_row_is_refused_whole(cached_store, bad_fie
 
 def test_reply_headers_are_case_insensitive(cached_store) -> None:
     """uvicorn and HTTP/2 send lowercase names; the ETag must still be kept for the 304."""
-    from gate.sync import ETAG_KEY
+    from gate.central.sync import ETAG_KEY
     with BadServer("custom") as server:
         server.reply = (200, "application/json",
                         body({"cursor": "9", "full": False, "credentials": []}))

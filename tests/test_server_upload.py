@@ -11,15 +11,15 @@ import time
 from pathlib import Path
 
 import pytest
-
 from badserver import BadServer, free_port_url
-from gate.central import ServerClient, ServerUnavailable, UploadReceipt
+
+from gate.central.client import ServerClient, ServerUnavailable, UploadReceipt
+from gate.central.sync import CredentialSync, EventUploader
 from gate.config import Config, PolicySection, ServerSection
-from gate.credentials import CredentialStore
 from gate.journal import Journal
 from gate.refserver.server import ReferenceServer
-from gate.sync import CredentialSync, EventUploader
 from gate.verify import build_chain
+from gate.verify.credentials import CredentialStore
 from gate.verify.online import OnlineVerifier
 
 TOKEN = "test-token-0123456789"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gate.credentials import LIST, SERVER, Credential, CredentialStore
 from gate.verify import Decision, StoreVerifier, VerifierChain, judge
+from gate.verify.credentials import LIST, SERVER, Credential, CredentialStore
 from gate.verify.decision import stricter
 
 NOW = 1_780_000_000.0

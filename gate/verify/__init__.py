@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from ..clock import TrustedClock
 from ..config import Config, LockoutSection
-from ..credentials import LIST, CredentialStore
+from .credentials import LIST, CredentialStore
 from .decision import Decision, Verifier
 from .local import StoreVerifier, judge
 from .lockout import Lockout, LockoutRule

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..credentials import Credential, CredentialStore
+from .credentials import Credential, CredentialStore
 from .decision import Decision
 
 

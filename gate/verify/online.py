@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 import threading
-from concurrent.futures import Future, TimeoutError as FutureTimeout
+import time
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Literal
 
-from ..central import ServerClient, ServerUnavailable, VerifyAnswer
-from ..credentials import SERVER, CredentialStore
+from ..central.client import ServerClient, ServerUnavailable, VerifyAnswer
 from ..journal import utc_now
+from .credentials import SERVER, CredentialStore
 from .decision import Decision, Verdict, stricter
 from .local import judge
 

@@ -1,4 +1,4 @@
-"""The real gate client (gate.central, gate.sync, gate.verify.online) against gate-server
+"""The real gate client (gate.central.client, gate.central.sync, gate.verify.online) against gate-server
 behind a real uvicorn on 127.0.0.1, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from gate.central import ServerClient, ServerUnavailable
+from gate.central.client import ServerClient, ServerUnavailable
+from gate.central.sync import CredentialSync, EventUploader
 from gate.config import ServerSection
-from gate.credentials import SERVER, CredentialStore
 from gate.journal import Journal
-from gate.sync import CredentialSync, EventUploader
+from gate.verify.credentials import SERVER, CredentialStore
 from gate.verify.online import OnlineVerifier
 
 from .conftest import Running

@@ -1,5 +1,5 @@
 """A minimal fake of the `libcamera` Python bindings, only as much as picamera2 0.3.36 and
-gate/camera.py touch: `controls.AfModeEnum`, `controls.AfSpeedEnum`, `Transform` and
+gate/scan/camera.py touch: `controls.AfModeEnum`, `controls.AfSpeedEnum`, `Transform` and
 `ColorSpace`. The real module comes from apt (python3-libcamera) and cannot be built on x86.
 """
 

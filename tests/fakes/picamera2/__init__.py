@@ -1,5 +1,5 @@
 """A fake `picamera2` that follows the documented API of picamera2 v0.3.36 (git 3e6dff0),
-the version described in shared/notes/pi-stack-api.md, for the parts gate/camera.py uses.
+the version described in shared/notes/pi-stack-api.md, for the parts gate/scan/camera.py uses.
 
 picamera2 needs libcamera and a Pi, so the gate's Picamera2Source is tested against this
 module instead. What it keeps from the real one (file and function named in brackets):
@@ -57,9 +57,8 @@ from concurrent.futures import CancelledError, TimeoutError
 from pathlib import Path
 from typing import Any, Iterator
 
-import numpy as np
-
 import libcamera  # as the real package does; a missing libcamera fails the import
+import numpy as np
 
 __version__ = "0.3.36"
 __all__ = ["Picamera2", "MappedArray", "CompletedRequest", "TimeoutError", "CancelledError",

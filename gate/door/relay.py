@@ -11,7 +11,7 @@ from collections.abc import Callable
 from gpiozero import DigitalOutputDevice
 from gpiozero.pins import Factory
 
-from .errors import RelayFault
+from ..errors import RelayFault
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from typing import Any
 from gpiozero.exc import BadPinFactory, GPIOPinInUse
 from gpiozero.pins import Factory
 
-from .config import Config, DoorSection, GpioSection, parse_config
-from .door import RETRY_PAUSE_S, WRITE_ATTEMPTS, Relay
-from .errors import ConfigError, GateError, RelayFault
+from ..config import Config, DoorSection, GpioSection, parse_config
+from ..errors import ConfigError, GateError, RelayFault
+from .relay import RETRY_PAUSE_S, WRITE_ATTEMPTS, Relay
 
 FACTORIES = {"lgpio": ("lgpio", "LGPIOFactory"), "rpigpio": ("rpigpio", "RPiGPIOFactory"),
              "pigpio": ("pigpio", "PiGPIOFactory"), "native": ("native", "NativeFactory")}

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from .central import CredentialsPage, ServerClient, ServerUnavailable
-from .credentials import SERVER, SHA256_HEX, Credential, CredentialStore
-from .journal import Journal, to_rfc3339
-from .verify.online import LAST_SYNC_KEY
-from .worker import Worker
+from ..journal import Journal, to_rfc3339
+from ..verify.credentials import SERVER, SHA256_HEX, Credential, CredentialStore
+from ..verify.online import LAST_SYNC_KEY
+from ..worker import Worker
+from .client import CredentialsPage, ServerClient, ServerUnavailable
 
 log = logging.getLogger(__name__)
 

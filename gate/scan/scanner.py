@@ -7,10 +7,10 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 
+from ..config import DecoderSection
+from ..errors import DecoderUnavailable
 from .camera import Frame
-from .config import DecoderSection
 from .decode import Code, Decoder, make_decoder
-from .errors import DecoderUnavailable
 from .idle import IdleDetector
 
 log = logging.getLogger(__name__)

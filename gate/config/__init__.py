@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("/etc/gate/gate.toml")
 Verdict = Literal["grant", "deny", "staff"]
@@ -563,8 +563,8 @@ def _check_patterns(ind: IndicatorsSection, path: Path) -> list[str]:
 
 
 def _check_server_url(url: str, path: Path) -> list[str]:
-    from urllib.parse import urlsplit
     import ipaddress
+    from urllib.parse import urlsplit
 
     where = f"{path}: [server] url"
     if not url:

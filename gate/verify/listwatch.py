@@ -9,9 +9,9 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from ..errors import AllowlistError
+from ..journal import Journal
 from .credentials import CredentialStore, load_allowlist_into
-from .errors import AllowlistError
-from .journal import Journal
 
 log = logging.getLogger(__name__)
 _RELOAD = object()  # stamp meaning "reload at the next look, whatever the file says"

@@ -16,7 +16,7 @@ from typing import Any
 import requests
 from requests.structures import CaseInsensitiveDict
 
-from .errors import GateError
+from ..errors import GateError
 
 # Default reply caps (documented in docs/server-api.md). A verify or upload reply is a few
 # hundred bytes; a credential page is ~150 bytes a row, so 64 MiB holds ~400k credentials.

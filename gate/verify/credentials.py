@@ -15,10 +15,11 @@ import stat
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time as dtime, timedelta
+from datetime import date, datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
 
-from .errors import AllowlistError
+from ..errors import AllowlistError
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from .door import LOCKED, UNLOCKED
+from ..journal import Journal
 from .inputs import DoorContact
-from .journal import Journal
+from .relay import LOCKED, UNLOCKED
 
 log = logging.getLogger(__name__)
 

@@ -11,11 +11,11 @@ from typing import Any
 
 from gpiozero.pins import Factory
 
+from ..config import Config, indicator_pins
+from ..journal import Journal
 from .alarms import DoorMonitor
-from .config import Config, indicator_pins
-from .door import Door
 from .inputs import DoorContact, ExitButton, StaffButton, StaffCheck, StaffWindow
-from .journal import Journal
+from .relay import Door
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .errors import DecoderUnavailable
-from .rescue import Corners, Point, SecondChance
+from ..errors import DecoderUnavailable
+from .second_chance import Corners, Point, SecondChance
 
 ZBAR_CFG_BINARY = 4                # zbar.h zbar_config_e: no character set conversion
 ZBAR_FOURCC_Y800 = 0x30303859      # 'Y800': 8-bit grey, what pyzbar passes for numpy arrays
@@ -60,7 +60,7 @@ class ZxingDecoder:
     A gate never issues Micro QR, so it is never asked for.
 
     With ``second_chance`` (the default), a frame the first pass reads nothing in is read
-    again in a few regions of interest (see rescue.py); ``min_score`` is the texture score
+    again in a few regions of interest (see second_chance.py); ``min_score`` is the texture score
     the detector's region needs. Only symbols that decoded (``Barcode.valid``: their error
     correction checks out) are ever returned, from either pass.
     """

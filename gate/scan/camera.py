@@ -12,8 +12,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .config import CameraSection
-from .errors import CameraError, CameraStalled
+from ..config import CameraSection
+from ..errors import CameraError, CameraStalled
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,9 @@ class Picamera2Source:
         try:
             controls: dict[str, Any] = {"FrameRate": fps}
             if autofocus and "AfMode" in self._cam.camera_controls:
-                from libcamera import controls as lc  # only Camera Module 3 advertises AfMode
+                from libcamera import (
+                    controls as lc,  # only Camera Module 3 advertises AfMode
+                )
                 controls["AfMode"] = lc.AfModeEnum.Continuous
             w, h = size
             # The main stream must be at least as large as lores; we never read it.

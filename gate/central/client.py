@@ -1,6 +1,6 @@
 """The central server client (API v1 over requests): verify a code, pull credentials, upload
 events. Every failure of any kind is one exception, ServerUnavailable; every reply is read
-through gate.replies."""
+through gate.central.replies."""
 
 from __future__ import annotations
 
@@ -19,10 +19,20 @@ from typing import Any
 
 import requests
 
-from .config import ServerSection
-from .errors import ConfigError, GateError
-from .replies import (SYNC_REPLY_MAX, UPLOAD_REPLY_MAX, VERIFY_REPLY_MAX, Reply,
-                      ServerUnavailable, an_object, optional, read_reply, required, string_list)
+from ..config import ServerSection
+from ..errors import ConfigError, GateError
+from .replies import (
+    SYNC_REPLY_MAX,
+    UPLOAD_REPLY_MAX,
+    VERIFY_REPLY_MAX,
+    Reply,
+    ServerUnavailable,
+    an_object,
+    optional,
+    read_reply,
+    required,
+    string_list,
+)
 
 __all__ = ["ServerClient", "ServerUnavailable", "VerifyAnswer", "CredentialsPage",
            "UploadReceipt", "read_token", "verify_body"]
@@ -110,7 +120,7 @@ def make_session(server: ServerSection) -> requests.Session:
 
 
 class ServerClient:
-    """Talks to one central server. Every reply goes through `_exchange` (gate.replies): no
+    """Talks to one central server. Every reply goes through `_exchange` (gate.central.replies): no
     redirect is followed, bodies are capped and read within a deadline, and only JSON of the
     contract's types comes out; anything else is ServerUnavailable. Its session may serve a
     few verify threads at once (requests' connection pool is thread-safe; cookies are refused)."""
@@ -232,7 +242,7 @@ def parse_verify(data: Any) -> VerifyAnswer:
 
 def parse_credentials(data: Any, etag: str | None) -> CredentialsPage:
     """The page envelope; `full` must be a JSON boolean (a string "false" once wiped caches).
-    Rows are checked one by one by the sync (gate.sync.to_credential)."""
+    Rows are checked one by one by the sync (gate.central.sync.to_credential)."""
     data = an_object(data)
     credentials = required(data, "credentials", list)
     cursor = required(data, "cursor", str)

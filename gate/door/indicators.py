@@ -9,7 +9,7 @@ import threading
 from gpiozero import LED, Buzzer, DigitalOutputDevice
 from gpiozero.pins import Factory
 
-from .config import Config, IndicatorsSection, Pattern, Steady, indicator_pins
+from ..config import Config, IndicatorsSection, Pattern, Steady, indicator_pins
 
 log = logging.getLogger(__name__)
 

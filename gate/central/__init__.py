@@ -1,0 +1,1 @@
+"""The central server: client, hostile-reply reader, credential sync and event upload."""

@@ -1,0 +1,1 @@
+"""The door: relay pulse, pins, inputs, door monitor and alarms, indicators."""
