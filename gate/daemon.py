@@ -4,7 +4,6 @@ background workers, signals (SIGTERM/SIGINT stop, SIGHUP reload) and systemd not
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import math
 import os
@@ -21,6 +20,7 @@ from .central.client import ServerClient, read_token
 from .central.sync import CredentialSync, EventUploader, JournalPruner
 from .clock import TrustedClock, latest_journal_time
 from .config import Config, broker_address, load_config, parse_listen
+from .config.changes import Changes, diff, effective
 from .door.doorio import DoorIO
 from .door.indicators import Indicators
 from .door.inputs import StaffCheck
@@ -52,22 +52,6 @@ from .worker import Worker
 log = logging.getLogger("gate")
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
-
-
-# Keys that name wiring: a reload cannot change them (the relay is never rebuilt while running).
-HARDWARE_KEYS = {
-    "door": ("relay_pin", "relay_active_high", "granted_led_pin", "denied_led_pin",
-             "buzzer_pin"),
-    "inputs": ("door_contact_pin", "door_contact_normally_closed", "exit_button_pin",
-               "staff_button_pin", "bounce_s"),
-    "indicators": ("granted_led_pin", "denied_led_pin", "status_led_pin", "buzzer_pin",
-                   "active_high"),
-}
-
-
-def _keep(new: Any, old: Any, keys: tuple[str, ...]) -> Any:
-    """`new` with `keys` taken from `old`."""
-    return dataclasses.replace(new, **{k: getattr(old, k) for k in keys})
 
 
 class Gate:
@@ -524,40 +508,36 @@ class Gate:
                                 error=exc.problems[0][:500])
             return
         try:
-            self._apply(new)
+            changes = self._apply(new)
         except Exception as exc:  # a part refusing the new values must not stop the door
             log.exception("reload failed half-way; parts not yet changed keep their config")
             self.journal.record("system", event="reload_failed", problems=1,
                                 error=f"{type(exc).__name__} while applying")
             return
-        self.journal.record("system", event="reloaded")
+        self.journal.record("system", event="reloaded", applied=list(changes.applied),
+                            restart_needed=list(changes.restart_needed))
         log.info("reloaded %s", path)
 
-    def _apply(self, new: Config) -> None:
-        """Hand the new values to each part; wiring keys wait for a restart."""
-        for section in ("camera", "gpio", "gate", "server", "journal", "mqtt", "metrics"):
-            if getattr(new, section) != getattr(self.cfg, section):
-                log.warning("reload: [%s] changed; it takes effect after a restart", section)
-        if any(getattr(new.door, k) != getattr(self.cfg.door, k) for k in HARDWARE_KEYS["door"]):
-            log.warning("reload: [door] pins changed; they take effect after a restart")
-        self.door_io.reconfigure(new)
-        self.indicators.reconfigure(new.indicators)
-        # Keep what needs a restart as it runs (so self.cfg always describes the pins in
-        # use); take the rest from the new file.
-        old = self.cfg
-        self.cfg = dataclasses.replace(
-            new, camera=old.camera, gpio=old.gpio, gate=old.gate, server=old.server,
-            journal=old.journal, mqtt=old.mqtt, metrics=old.metrics, door=_keep(new.door, old.door, HARDWARE_KEYS["door"]),
-            inputs=_keep(new.inputs, old.inputs, HARDWARE_KEYS["inputs"]),
-            indicators=_keep(new.indicators, old.indicators, HARDWARE_KEYS["indicators"]))
-        self.scanner.reconfigure(new.decoder)
-        self.list_watcher.retarget(new.list.path, new.list.watch_interval_s)
+    def _apply(self, new: Config) -> Changes:
+        """Hand the live keys to each part; keys the schema marks `restart` keep their
+        running value (the relay, camera and sockets are never rebuilt here)."""
+        changes = diff(self.cfg, new)
+        for key in changes.restart_needed:
+            log.warning("reload: %s changed; it takes effect after a restart", key)
+        cfg = self.cfg = effective(self.cfg, new, changes)
+        self.door_io.reconfigure(
+            held_open_s=cfg.door.held_open_s, forced_open_grace_s=cfg.door.forced_open_grace_s,
+            staff_window_s=cfg.inputs.staff_window_s, open_s=cfg.door.open_s)
+        self.indicators.reconfigure(cfg.indicators)
+        self.scanner.reconfigure(cfg.decoder)
+        self.list_watcher.retarget(cfg.list.path, cfg.list.watch_interval_s)
         if self.online is not None:
-            self.online.status_map = self.cfg.policy.status
-        self.lockout.reconfigure(lockout_rule(self.cfg.lockout))
-        self.chain = LockdownChain(build_chain(self.cfg, self.store, self.online,
+            self.online.status_map = cfg.policy.status
+        self.lockout.reconfigure(lockout_rule(cfg.lockout))
+        self.chain = LockdownChain(build_chain(cfg, self.store, self.online,
                                                clock=self.clock, lockout=self.lockout),
                                    self.lockdown)
+        return changes
 
     def close(self) -> None:
         """Lock the door and release every part; runs on every exit path."""

@@ -163,3 +163,35 @@ def test_relay_is_released_locked_when_stopped_mid_pulse(tmp_path: Path,
     assert [bool(s.state) for s in relay.states] == [False, True, False]
     assert relay.function == "input"
     wait_until(lambda: events_where(tmp_path / "state", kind="door", state="locked"))
+
+
+def test_reload_applies_live_keys_and_journals_which_wait_for_a_restart(
+        tmp_path: Path, restore_signals) -> None:
+    # One reload changes a live key (door.open_s), wiring keys
+    # (door.relay_pin, inputs.exit_button_pin, camera.fps) and adds a whole restart-only
+    # section ([metrics]): the schema sorts them, the relay is not rebuilt, no new pin claimed.
+    config = full_config(tmp_path, True)
+    factory = RecordingFactory()
+    relay = factory.pin(RELAY)
+    relay.clear_states()
+    factory.claims.clear()
+    reloaded: list[dict[str, Any]] = []
+
+    def during(state_dir: Path) -> None:
+        wait_event(state_dir, kind="system", event="started")
+        text = config.read_text()
+        text = (text.replace("open_s = 0.5", "open_s = 0.7")
+                .replace("relay_pin = 17", "relay_pin = 27")
+                .replace("exit_button_pin = 6", "exit_button_pin = 16")
+                .replace("fps = 20", "fps = 10"))
+        config.write_text(text + "\n[metrics]\nlisten = \"127.0.0.1:9\"\n")
+        os.kill(os.getpid(), signal.SIGHUP)
+        reloaded.append(wait_event(state_dir, kind="system", event="reloaded"))
+
+    assert run_in_process(config, factory, during) == 0
+    event = reloaded[0]
+    assert event["applied"] == ["door.open_s"], event
+    assert event["restart_needed"] == ["camera.fps", "door.relay_pin",
+                                       "inputs.exit_button_pin", "metrics"], event
+    assert [bool(s.state) for s in relay.states] == [False]  # locked, never rebuilt
+    assert not any(name in ("GPIO27", "GPIO16") for name, _ in factory.claims), factory.claims

@@ -30,30 +30,37 @@ _shown.maxstring, _shown.maxother, _shown.maxlist, _shown.maxdict, _shown.maxlev
 
 
 def opt(default: Any, doc: str, *, min: float | None = None, max: float | None = None,
-        default_factory: Any = None) -> Any:
-    """A schema field: its default, a one-line description and optional numeric bounds."""
-    meta = {"doc": doc, "min": min, "max": max}
+        default_factory: Any = None, restart: bool = False) -> Any:
+    """A schema field: its default, a one-line description, optional numeric bounds, and
+    whether a reload (SIGHUP) applies it live or it waits for a restart."""
+    meta = {"doc": doc, "min": min, "max": max, "restart": restart}
     if default_factory is not None:
         return field(default_factory=default_factory, metadata=meta)
     return field(default=default, metadata=meta)
 
 
+def restart_opt(default: Any, doc: str, **kwargs: Any) -> Any:
+    """A schema field that names wiring (pins, files, sockets, threads): a reload leaves it
+    as it runs, and it takes effect after a restart."""
+    return opt(default, doc, restart=True, **kwargs)
+
+
 @dataclass(frozen=True)
 class GateSection:
-    id: str = opt("gate", "names this gate in the journal and to the server")
-    state_dir: Path = opt(Path("/var/lib/gate"), "credential cache, journal and status file")
-    log_level: Literal["debug", "info", "warning", "error"] = opt("info", "log verbosity")
+    id: str = restart_opt("gate", "names this gate in the journal and to the server")
+    state_dir: Path = restart_opt(Path("/var/lib/gate"), "credential cache, journal and status file")
+    log_level: Literal["debug", "info", "warning", "error"] = restart_opt("info", "log verbosity")
 
 
 @dataclass(frozen=True)
 class CameraSection:
-    source: Literal["picamera2", "files"] = opt("picamera2", "picamera2 on a Pi; files replays images")
-    size: tuple[int, int] = opt((640, 480), "luma stream size [width, height]", min=16, max=4096)
-    fps: float = opt(15.0, "frames per second asked of the camera (files: pacing)", min=0.1, max=120)
-    path: Path = opt(Path("frames"), "files: a glob of PNG/JPEG images or a directory")
-    loop: bool = opt(False, "files: at the end start over (true) or stop the daemon, exit 0 (false)")
-    stall_timeout_s: float = opt(2.0, "no frame for this long ends the daemon non-zero", min=0.1, max=60)
-    autofocus: bool = opt(True, "picamera2: continuous autofocus where the camera has it")
+    source: Literal["picamera2", "files"] = restart_opt("picamera2", "picamera2 on a Pi; files replays images")
+    size: tuple[int, int] = restart_opt((640, 480), "luma stream size [width, height]", min=16, max=4096)
+    fps: float = restart_opt(15.0, "frames per second asked of the camera (files: pacing)", min=0.1, max=120)
+    path: Path = restart_opt(Path("frames"), "files: a glob of PNG/JPEG images or a directory")
+    loop: bool = restart_opt(False, "files: at the end start over (true) or stop the daemon, exit 0 (false)")
+    stall_timeout_s: float = restart_opt(2.0, "no frame for this long ends the daemon non-zero", min=0.1, max=60)
+    autofocus: bool = restart_opt(True, "picamera2: continuous autofocus where the camera has it")
 
 
 @dataclass(frozen=True)
@@ -78,23 +85,23 @@ class DecoderSection:
 
 @dataclass(frozen=True)
 class GpioSection:
-    pin_factory: Literal["default", "mock", "lgpio", "rpigpio", "pigpio", "native"] = opt(
+    pin_factory: Literal["default", "mock", "lgpio", "rpigpio", "pigpio", "native"] = restart_opt(
         "default", "gpiozero pin factory; mock runs on any machine")
 
 
 @dataclass(frozen=True)
 class DoorSection:
-    relay_pin: int = opt(17, "BCM number of the relay output", min=0, max=53)
-    relay_active_high: bool = opt(True, "false for relay boards that switch on a LOW line")
+    relay_pin: int = restart_opt(17, "BCM number of the relay output", min=0, max=53)
+    relay_active_high: bool = restart_opt(True, "false for relay boards that switch on a LOW line")
     open_s: float = opt(4.0, "how long a grant releases the door (at most max_open_s)",
                         min=0.1, max=600)
     max_open_s: float = opt(30.0, "the longest any release may last: caps a server's open_s "
                             "and bounds open_s", min=0.1, max=600)
-    granted_led_pin: int | None = opt(None, "optional green LED (BCM); same as [indicators] "
+    granted_led_pin: int | None = restart_opt(None, "optional green LED (BCM); same as [indicators] "
                                       "granted_led_pin, set it in one place", min=0, max=53)
-    denied_led_pin: int | None = opt(None, "optional red LED (BCM); same as [indicators] "
+    denied_led_pin: int | None = restart_opt(None, "optional red LED (BCM); same as [indicators] "
                                      "denied_led_pin, set it in one place", min=0, max=53)
-    buzzer_pin: int | None = opt(None, "optional buzzer (BCM); same as [indicators] buzzer_pin, "
+    buzzer_pin: int | None = restart_opt(None, "optional buzzer (BCM); same as [indicators] buzzer_pin, "
                                  "set it in one place", min=0, max=53)
     fail_mode: Literal["secure", "safe"] = opt(
         "secure", "secure: a strike, locked without power, on the relay's NO contact; safe: a "
@@ -107,17 +114,17 @@ class DoorSection:
 
 @dataclass(frozen=True)
 class InputsSection:
-    door_contact_pin: int | None = opt(None, "door contact (reed switch between this BCM pin and "
+    door_contact_pin: int | None = restart_opt(None, "door contact (reed switch between this BCM pin and "
                                        "GND; internal pull-up)", min=0, max=53)
-    door_contact_normally_closed: bool = opt(True, "true: the contact's circuit is closed while "
+    door_contact_normally_closed: bool = restart_opt(True, "true: the contact's circuit is closed while "
                                              "the door is shut (a cut wire reads as open)")
-    exit_button_pin: int | None = opt(None, "request-to-exit button (BCM pin to GND): releases the "
+    exit_button_pin: int | None = restart_opt(None, "request-to-exit button (BCM pin to GND): releases the "
                                       "door for [door] open_s", min=0, max=53)
-    staff_button_pin: int | None = opt(None, "staff override button (BCM pin to GND): grants the "
+    staff_button_pin: int | None = restart_opt(None, "staff override button (BCM pin to GND): grants the "
                                        "code last answered 'staff'", min=0, max=53)
     staff_window_s: float = opt(30.0, "how long after a staff verdict the staff button grants",
                                 min=1, max=3600)
-    bounce_s: float = opt(0.05, "an input counts once it has held its new level this long",
+    bounce_s: float = restart_opt(0.05, "an input counts once it has held its new level this long",
                           min=0, max=2)
 
 
@@ -127,12 +134,12 @@ Steady = tuple[float, float]         # [on_s, off_s], repeated while a state las
 
 @dataclass(frozen=True)
 class IndicatorsSection:
-    granted_led_pin: int | None = opt(None, "green LED (BCM)", min=0, max=53)
-    denied_led_pin: int | None = opt(None, "red LED (BCM); also shows offline and fault when "
+    granted_led_pin: int | None = restart_opt(None, "green LED (BCM)", min=0, max=53)
+    denied_led_pin: int | None = restart_opt(None, "red LED (BCM); also shows offline and fault when "
                                      "there is no status LED", min=0, max=53)
-    status_led_pin: int | None = opt(None, "status LED (BCM) for offline and fault", min=0, max=53)
-    buzzer_pin: int | None = opt(None, "buzzer (BCM)", min=0, max=53)
-    active_high: bool = opt(True, "false for LED/buzzer modules that switch on a LOW line")
+    status_led_pin: int | None = restart_opt(None, "status LED (BCM) for offline and fault", min=0, max=53)
+    buzzer_pin: int | None = restart_opt(None, "buzzer (BCM)", min=0, max=53)
+    active_high: bool = restart_opt(True, "false for LED/buzzer modules that switch on a LOW line")
     granted_led: Pattern = opt((0.0, 0.0, 1), "[on_s, off_s, count]; on_s 0: lit while the door "
                                "is released; count 0: off")
     granted_buzzer: Pattern = opt((0.1, 0.0, 1), "[on_s, off_s, count]; count 0: off")
@@ -162,19 +169,19 @@ class ListSection:
 
 @dataclass(frozen=True)
 class ServerSection:
-    url: str = opt("", "central server base URL (https://, or http:// on loopback only)")
-    token_file: Path = opt(Path("/etc/gate/token"), "file holding the bearer token")
-    timeout_s: float = opt(0.8, "budget for one online verification", min=0.05, max=30)
-    sync_interval_s: float = opt(60.0, "credential sync period", min=1, max=86400)
-    ca_file: Path | None = opt(None, "CA bundle to trust instead of the system's")
-    client_cert: Path | None = opt(None, "client certificate (PEM) for mutual TLS")
-    client_key: Path | None = opt(None, "client key (PEM, unencrypted) for mutual TLS")
-    sync_timeout_s: float = opt(30.0, "read budget of one credential sync request (not on the "
+    url: str = restart_opt("", "central server base URL (https://, or http:// on loopback only)")
+    token_file: Path = restart_opt(Path("/etc/gate/token"), "file holding the bearer token")
+    timeout_s: float = restart_opt(0.8, "budget for one online verification", min=0.05, max=30)
+    sync_interval_s: float = restart_opt(60.0, "credential sync period", min=1, max=86400)
+    ca_file: Path | None = restart_opt(None, "CA bundle to trust instead of the system's")
+    client_cert: Path | None = restart_opt(None, "client certificate (PEM) for mutual TLS")
+    client_key: Path | None = restart_opt(None, "client key (PEM, unencrypted) for mutual TLS")
+    sync_timeout_s: float = restart_opt(30.0, "read budget of one credential sync request (not on the "
                                 "door path)", min=1, max=3600)
-    upload_interval_s: float = opt(5.0, "how often pending journal events are uploaded",
+    upload_interval_s: float = restart_opt(5.0, "how often pending journal events are uploaded",
                                    min=0.1, max=3600)
-    upload_batch: int = opt(200, "events per upload request", min=1, max=10000)
-    upload_max_backoff_s: float = opt(300.0, "longest wait between failed uploads", min=1,
+    upload_batch: int = restart_opt(200, "events per upload request", min=1, max=10000)
+    upload_max_backoff_s: float = restart_opt(300.0, "longest wait between failed uploads", min=1,
                                       max=86400)
 
 
@@ -192,34 +199,34 @@ class PolicySection:
 
 @dataclass(frozen=True)
 class MqttSection:
-    url: str = opt("", "broker: mqtts://host[:8883], or mqtt://host[:1883] on loopback only")
-    username: str | None = opt(None, "broker user (one per gate; the broker's ACL authorises)")
-    password_file: Path | None = opt(None, "file holding the broker password, one line")
-    ca_file: Path | None = opt(None, "CA bundle for the broker's certificate instead of the "
+    url: str = restart_opt("", "broker: mqtts://host[:8883], or mqtt://host[:1883] on loopback only")
+    username: str | None = restart_opt(None, "broker user (one per gate; the broker's ACL authorises)")
+    password_file: Path | None = restart_opt(None, "file holding the broker password, one line")
+    ca_file: Path | None = restart_opt(None, "CA bundle for the broker's certificate instead of the "
                                "system's")
-    client_cert: Path | None = opt(None, "client certificate (PEM) instead of or with a password")
-    client_key: Path | None = opt(None, "client key (PEM, unencrypted)")
-    topic_prefix: str = opt("gate", "this gate's topics are {topic_prefix}/{[gate] id}/...")
-    discovery_prefix: str = opt("homeassistant", "Home Assistant's discovery prefix")
-    keepalive_s: int = opt(30, "MQTT keepalive; the broker sends the last will after 1.5x",
+    client_cert: Path | None = restart_opt(None, "client certificate (PEM) instead of or with a password")
+    client_key: Path | None = restart_opt(None, "client key (PEM, unencrypted)")
+    topic_prefix: str = restart_opt("gate", "this gate's topics are {topic_prefix}/{[gate] id}/...")
+    discovery_prefix: str = restart_opt("homeassistant", "Home Assistant's discovery prefix")
+    keepalive_s: int = restart_opt(30, "MQTT keepalive; the broker sends the last will after 1.5x",
                            min=5, max=3600)
-    command_max_age_s: float = opt(10.0, "a command whose ts differs from the gate's clock by "
+    command_max_age_s: float = restart_opt(10.0, "a command whose ts differs from the gate's clock by "
                                    "more is refused (replay); clocks must be NTP-synced",
                                    min=1, max=300)
-    queue_size: int = opt(256, "updates waiting for the broker; more are dropped and counted",
+    queue_size: int = restart_opt(256, "updates waiting for the broker; more are dropped and counted",
                           min=8, max=100000)
 
 
 @dataclass(frozen=True)
 class MetricsSection:
-    listen: str = opt("127.0.0.1:9108", "HOST:PORT of the Prometheus /metrics endpoint")
+    listen: str = restart_opt("127.0.0.1:9108", "HOST:PORT of the Prometheus /metrics endpoint")
 
 
 @dataclass(frozen=True)
 class JournalSection:
-    retention_days: float = opt(90.0, "events older than this are pruned once uploaded (all "
+    retention_days: float = restart_opt(90.0, "events older than this are pruned once uploaded (all "
                                 "events when no [server] is set)", min=1, max=36500)
-    on_write_error: Literal["deny", "grant_unrecorded"] = opt(
+    on_write_error: Literal["deny", "grant_unrecorded"] = restart_opt(
         "deny", "a decision that cannot be journaled (disk full, I/O error): deny it (no "
         "opening goes unrecorded) or grant_unrecorded (open anyway); either way a fault shows")
 

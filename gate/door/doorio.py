@@ -4,14 +4,13 @@ button, and the staff button with its window. All optional; all built after the 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from gpiozero.pins import Factory
 
-from ..config import Config, indicator_pins
+from ..config import Config
 from ..journal import Journal
 from .alarms import DoorMonitor
 from .inputs import DoorContact, ExitButton, StaffButton, StaffCheck, StaffWindow
@@ -23,10 +22,6 @@ log = logging.getLogger(__name__)
 ButtonGrant = Callable[[str, str, float, StaffCheck | None], None]
 
 
-def _wiring(c: Config) -> tuple[Any, ...]:
-    return (indicator_pins(c), c.indicators.active_high,
-            dataclasses.replace(c.inputs, staff_window_s=0))
-
 
 class DoorIO:
     """Builds the configured inputs into `parts` (closed with the gate) and routes them:
@@ -37,7 +32,6 @@ class DoorIO:
                  pin_factory: Factory | None, on_grant: ButtonGrant) -> None:
         ins = cfg.inputs
         self.open_s = cfg.door.open_s
-        self._wiring = _wiring(cfg)  # the pins in use: fixed until a restart
         self.on_grant = on_grant
         self.monitor: DoorMonitor | None = None
         self.staff_window: StaffWindow | None = None
@@ -80,17 +74,15 @@ class DoorIO:
         return self.monitor.snapshot() if self.monitor is not None else {"contact": None,
                                                                           "alarms": []}
 
-    def reconfigure(self, new: Config) -> None:
-        """SIGHUP: new alarm times and staff window now; new pins only after a restart."""
-        if _wiring(new) != self._wiring:
-            log.warning("reload: [inputs]/[indicators] pins changed; they take effect after a "
-                        "restart")
+    def reconfigure(self, *, held_open_s: float, forced_open_grace_s: float,
+                    staff_window_s: float, open_s: float) -> None:
+        """SIGHUP: new alarm times, staff window and pulse length (pins never change here)."""
         if self.monitor is not None:
-            self.monitor.held_open_s = new.door.held_open_s
-            self.monitor.grace_s = new.door.forced_open_grace_s
+            self.monitor.held_open_s = held_open_s
+            self.monitor.grace_s = forced_open_grace_s
         if self.staff_window is not None:
-            self.staff_window.window_s = new.inputs.staff_window_s
-        self.open_s = new.door.open_s
+            self.staff_window.window_s = staff_window_s
+        self.open_s = open_s
 
     def _exit_pressed(self) -> None:
         self.decided(None)  # the exit release is a later decision too
