@@ -34,6 +34,7 @@ from .errors import (
     JournalError,
     RelayFault,
 )
+from .faults import Faults
 from .fleet.bus import BrokerSettings, FleetBus
 from .fleet.remote import RemoteControl
 from .journal import EventKind, Journal, utc_now
@@ -62,6 +63,7 @@ class Gate:
         self.cfg = cfg
         self.stop = stop
         self.reload_requested = threading.Event()
+        self.faults = Faults()  # first: any part may raise one while the rest is built
         self._parts = contextlib.ExitStack()
         try:
             self._build(pin_factory)
@@ -90,14 +92,13 @@ class Gate:
         self.fleet: FleetBus | None = None
         self.lockdown = Lockdown(cfg.lockdown_path)
         parts.callback(self._write_final_status)  # after the door below is locked and closed
-        self.faults: set[str] = set()
-        self._faults_lock = threading.Lock()  # the loop, the door timer and GPIO threads
         self.online: OnlineVerifier | None = None  # set before any status is built
         self.door = Door(relay, on_change=self._door_changed, on_fault=self._relay_fault)
         parts.callback(self.door.close)
         self.indicators = Indicators.from_config(cfg, pin_factory=factory)
         parts.callback(self.indicators.close)
         self.indicators.set_lockdown(self.lockdown.on)
+        self.faults.bind(self.indicators.set_fault)
         if self.door.failed is not None:  # a retried lock at start failed for good
             raise RelayFault(self.door.failed)
         self.last_decision: dict[str, Any] | None = None
@@ -142,7 +143,7 @@ class Gate:
                 queue_size=m.queue_size)
             sync = getattr(self, "sync", None)
             remote = RemoteControl(
-                self.door, self.journal, self.lockdown, lambda: self.cfg.door.open_s,
+                self.door, self.journal, self.lockdown, self.remote_unlock,
                 self._lockdown_changed,
                 sync.trigger if sync is not None else self.list_watcher.trigger)
             self.fleet = FleetBus(settings, cfg.gate.id, cfg.server is not None, remote,
@@ -345,8 +346,6 @@ class Gate:
 
     def _clock_fault(self, active: bool, behind_s: float) -> None:
         """The wall clock fell behind the trusted time (or caught up): a `clock` fault."""
-        if getattr(self, "faults", None) is None:
-            return  # at start, before the indicators: the next check reports it
         self._set_fault("clock", active)
         with contextlib.suppress(Exception):
             self.journal.record("system", event="clock_fault" if active else "clock_ok",
@@ -365,14 +364,16 @@ class Gate:
     # -- door inputs, alarms, faults and the status file ------------------------------------
 
     def _input_grant(self, reason: str, source: str, open_s: float,
-                     check: StaffCheck | None = None) -> None:
-        """A grant decided by a person at a button; runs on a GPIO callback thread. Journaled
-        before the relay moves, as a scanned code's."""
+                     check: StaffCheck | None = None, **extra: Any) -> None:
+        """A grant decided by a person (a button on a GPIO thread, a remote command on the
+        MQTT thread). Journaled before the relay moves, as a scanned code's; an unwritable
+        journal denies unless [journal] on_write_error = "grant_unrecorded"."""
         started = time.monotonic_ns()
         label = check.label if check else ""
         try:
-            extra = {} if check is None else {"override_reason": check.reason,
-                                               "override_source": check.source}
+            if check is not None:
+                extra = {"override_reason": check.reason, "override_source": check.source,
+                         **extra}
             recorded = self._record(
                 "decision", verdict="grant", reason=reason, source=source, label=label,
                 credential_id=check.credential_id if check else None,
@@ -391,8 +392,22 @@ class Gate:
                      "" if recorded else " NOT JOURNALED")
             self._decided("grant", reason, source, label)
         except Exception:
-            log.exception("%s: handling the button failed", source)
+            log.exception("%s: handling the grant failed", source)
             self._set_fault(source, True)
+
+    def remote_unlock(self, command_id: str) -> None:
+        """An accepted `unlock` command (MQTT thread): one pulse of [door] open_s through
+        the decision path; during a lockdown a `lockdown` denial, journaled the same way."""
+        if self.lockdown.on:
+            started = time.monotonic_ns()
+            self._record("decision", verdict="deny", reason="lockdown", source="remote",
+                         label="", credential_id=None, code_sha256=None,
+                         latency_ms=round((time.monotonic_ns() - started) / 1e6, 2),
+                         command_id=command_id)
+            log.info("decision: deny (lockdown) source=remote command=%s", command_id)
+            self._decided("deny", "lockdown", "remote", "")
+            return
+        self._input_grant("ok", "remote", self.cfg.door.open_s, command_id=command_id)
 
     def _decide_guarded(self, p: Presentation) -> None:
         """One presentation; an error is a fault shown on the indicators, not a crash."""
@@ -414,17 +429,7 @@ class Gate:
                               "label": label, "at": utc_now()}
 
     def _set_fault(self, name: str, on: bool) -> None:
-        with self._faults_lock:
-            if on == (name in self.faults):
-                return
-            if on:
-                self.faults.add(name)
-            else:
-                self.faults.discard(name)
-            any_fault = bool(self.faults)
-        indicators: Indicators | None = getattr(self, "indicators", None)
-        if indicators is not None:
-            indicators.set_fault(any_fault)
+        self.faults.set(name, on)
 
     def _tick(self, frame: Frame) -> None:
         """Per frame, cheap: count it; about once a second refresh offline and the status."""
@@ -464,7 +469,7 @@ class Gate:
         return {
             "gate": self.cfg.gate.id, "pid": os.getpid(), "started_at": self.started_at,
             "state": state or ("fault" if self.faults else "running"),
-            "faults": sorted(set(self.faults)), "last_decision": self.last_decision,
+            "faults": self.faults.names(), "last_decision": self.last_decision,
             "door": {"relay": "locked" if relay.closed or not relay.is_active else "unlocked",
                      **monitor, "fail_mode": self.cfg.door.fail_mode},
             "server_reachable": self._server_reachable(),

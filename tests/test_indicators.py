@@ -196,7 +196,7 @@ def test_indicators_daemon_shows_a_decision_error_as_fault(tmp_path: Path) -> No
     with running_gate(config, factory, prepare=broken_chain) as gate:
         status = factory.pin(STATUS)
         wait_states(status, 4)  # blinking: the fault pattern
-        assert gate.faults == {"decision"}
+        assert gate.faults.names() == ["decision"]
         assert gate.status_snapshot()["state"] == "fault"
 
 

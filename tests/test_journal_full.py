@@ -14,7 +14,8 @@ from gpiozero.pins.mock import MockFactory
 
 from gate.errors import JournalError
 from gate.journal import Journal
-from gatehelpers import ALICE, running_gate, setup_config, states, wait_until
+from conftest import journal_events
+from gatehelpers import ALICE, events_where, running_gate, setup_config, states, wait_until
 from journalfull import fill_journal, unfill_journal
 
 RELAY, EXIT = 17, 6
@@ -112,3 +113,31 @@ def test_scanned_grant_is_committed_before_the_relay_and_fsynced_right_after(
     first = calls.index("write decision")
     assert calls[first + 1] == "release", calls  # committed, then the relay at once
     assert "sync" in calls[first + 2:], calls  # then durable
+
+
+def test_remote_unlock_goes_through_the_decision_path(tmp_path: Path) -> None:
+    """A remote unlock is journaled before the relay moves, is denied (relay still) on a
+    full journal under on_write_error = "deny", and is a `lockdown` denial in a lockdown."""
+    config = setup_config(tmp_path, door={"open_s": 0.3})
+    factory = MockFactory()
+    relay = factory.pin(RELAY)
+    state = tmp_path / "state"
+    with running_gate(config, factory, prepare=lambda g: fill_journal(g.journal)) as gate:
+        gate.remote_unlock("cmd-full")
+        assert gate.last_decision["reason"] == "journal_error"
+        assert gate.last_decision["source"] == "remote"
+        assert not any(states(relay)), f"the relay moved: {relay.states}"
+        unfill_journal(gate.journal)
+        gate.remote_unlock("cmd-ok")
+        wait_until(lambda: any(states(relay)), what="the relay to release")
+        gate.lockdown.set(True)
+        gate.remote_unlock("cmd-locked")
+        assert gate.last_decision["reason"] == "lockdown"
+    decisions = events_where(state, kind="decision", source="remote")
+    assert [(d["command_id"], d["verdict"], d["reason"]) for d in decisions] == [
+        ("cmd-ok", "grant", "ok"), ("cmd-locked", "deny", "lockdown")]
+    events = journal_events(state)
+    granted = next(i for i, e in enumerate(events) if e.get("command_id") == "cmd-ok")
+    opened = next(i for i, e in enumerate(events)
+                  if e["kind"] == "door" and e.get("state") == "unlocked")
+    assert granted < opened, "the door moved before its decision was journaled"
