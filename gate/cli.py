@@ -10,8 +10,9 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from .config import DEFAULT_CONFIG_PATH, ConfigError, describe, load_config
+from .config import DEFAULT_CONFIG_PATH, describe, load_config
 from .errors import GateError
+from .exits import Exit, exit_for
 
 log = logging.getLogger("gate")
 
@@ -30,12 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     command: Command = args.command
     try:
         return command(args)
-    except ConfigError as exc:
-        print(f"config error:\n{exc}", file=sys.stderr)
-        return 2
     except GateError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        code = exit_for(exc)
+        print(f"{'config error:' + chr(10) if code == Exit.CONFIG else 'error: '}{exc}",
+              file=sys.stderr)
+        return code
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,7 +93,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     print(f"# {args.config}: OK")
     print(describe(cfg))
-    return 0
+    return Exit.OK
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
@@ -128,17 +128,17 @@ def cmd_journal(args: argparse.Namespace) -> int:
             since = to_rfc3339(datetime.fromisoformat(args.since))
         except ValueError:
             print(f"--since: {args.since!r} is not an ISO 8601 date or time", file=sys.stderr)
-            return 2
+            return Exit.CONFIG
     if not cfg.journal_path.exists():
         print(f"no journal yet at {cfg.journal_path}", file=sys.stderr)
-        return 1
+        return Exit.FAILURE
     journal = Journal(cfg.journal_path, cfg.gate.id)
     try:
         for event in journal.events(since=since, kind=args.kind):
             print(json.dumps(event) if args.json else format_event(event))
     finally:
         journal.close()
-    return 0
+    return Exit.OK
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
@@ -149,7 +149,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     if cfg.server is None:
         print(f"{args.config}: no [server] section: nothing to sync from", file=sys.stderr)
-        return 2
+        return Exit.CONFIG
     client = ServerClient(cfg.server, cfg.gate.id, read_token(cfg.server.token_file))
     store = CredentialStore(cfg.credentials_path)
     shown: dict[str, int] = {}
@@ -166,7 +166,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         result = CredentialSync(client, store, cfg.server.sync_interval_s).sync_once(progress)
     except ServerUnavailable as exc:
         print(f"sync failed: server unavailable ({exc}); the cache is unchanged", file=sys.stderr)
-        return 1
+        return Exit.FAILURE
     finally:
         client.close()
         store.close()
@@ -175,7 +175,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     else:
         print(f"sync: {'full list' if result.full else 'changes'}: {result.rows} credentials "
               "stored")
-    return 0
+    return Exit.OK
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -189,12 +189,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     except FileNotFoundError:
         print(f"no status file at {cfg.status_path}: the daemon has not run here yet",
               file=sys.stderr)
-        return 1
+        return Exit.FAILURE
     except (OSError, ValueError) as exc:
         print(f"cannot read the status file {cfg.status_path}: {exc}", file=sys.stderr)
-        return 1
+        return Exit.FAILURE
     print(json.dumps(status) if args.json else format_status(status))
-    return 0 if status["running"] else 3
+    return Exit.OK if status["running"] else Exit.NEGATIVE
 
 
 def cmd_relay_off(args: argparse.Namespace) -> int:
@@ -218,7 +218,7 @@ def cmd_relay_off(args: argparse.Namespace) -> int:
         relay.close()
     polarity = "active-high" if wiring.relay_active_high else "active-low"
     print(f"relay on pin {wiring.relay_pin}: locked ({polarity})")
-    return 0
+    return Exit.OK
 
 
 def cmd_test_relay(args: argparse.Namespace) -> int:
@@ -227,10 +227,10 @@ def cmd_test_relay(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     if args.seconds is not None and not 0.1 <= args.seconds <= 600:
         print("--seconds must be within 0.1..600", file=sys.stderr)
-        return 2
+        return Exit.CONFIG
     report = run_relay_test(cfg, args.seconds)
     print(f"relay test done: {' -> '.join(state for _, state in report.changes)}")
-    return 0
+    return Exit.OK
 
 
 def cmd_test_camera(args: argparse.Namespace) -> int:
@@ -241,7 +241,7 @@ def cmd_test_camera(args: argparse.Namespace) -> int:
     output = args.output or cfg.gate.state_dir / "test-camera.png"
     report = run_camera_test(cfg, output, args.skip)
     print(format_camera_report(report))
-    return 0 if report.codes else 3
+    return Exit.OK if report.codes else Exit.NEGATIVE
 
 
 def format_event(e: dict[str, object]) -> str:

@@ -27,13 +27,13 @@ from .door.inputs import StaffCheck
 from .door.pins import claim_relay, make_pin_factory
 from .door.relay import Door
 from .errors import (
-    AllowlistError,
     CameraStalled,
     ConfigError,
     GateError,
     JournalError,
     RelayFault,
 )
+from .exits import Exit, exit_for
 from .faults import Faults
 from .fleet.bus import BrokerSettings, FleetBus
 from .fleet.remote import RemoteControl
@@ -51,8 +51,6 @@ from .verify.online import LAST_SYNC_KEY, OnlineVerifier
 from .worker import Worker
 
 log = logging.getLogger("gate")
-
-EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
 
 
 class Gate:
@@ -243,7 +241,7 @@ class Gate:
         reason = "signal" if self.stop.is_set() else "end of frames"
         self._record("system", event="stopped", reason=reason)
         log.info("gate stopping (%s)", reason)
-        return EXIT_OK
+        return Exit.OK
 
     def _decide(self, p: Presentation) -> None:
         """Decide, journal (committed), then move the relay, then fsync the journal: no
@@ -559,7 +557,7 @@ def run_daemon(config_path: Path, pin_factory: Factory | None = None) -> int:
         cfg = load_config(config_path)
     except ConfigError as exc:
         log.error("config error, the door stays locked:\n%s", exc)
-        return EXIT_CONFIG
+        return Exit.CONFIG
     logging.getLogger().setLevel(cfg.gate.log_level.upper())
     stop = threading.Event()
     gate: Gate | None = None
@@ -578,22 +576,19 @@ def run_daemon(config_path: Path, pin_factory: Factory | None = None) -> int:
     try:
         gate = Gate(cfg, stop, pin_factory)
         rc = gate.run()
-    except (AllowlistError, ConfigError) as exc:
-        log.error("%s", exc)
-        return EXIT_CONFIG
     except CameraStalled as exc:
         log.error("%s; exiting so that systemd restarts the gate", exc)
-        return EXIT_FAILURE
+        return Exit.FAILURE
     except GateError as exc:
         log.error("%s", exc)
-        return EXIT_FAILURE
+        return exit_for(exc)
     except Exception:
         log.exception("unexpected error; the door is locked")
-        return EXIT_FAILURE
+        return Exit.FAILURE
     finally:
         if gate is not None:
             gate.close()
     if gate.door.failed is not None:  # the lock at close failed: let systemd restart us
         log.error("the relay could not be locked at stop; exiting 1")
-        return EXIT_FAILURE
+        return Exit.FAILURE
     return rc

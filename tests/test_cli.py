@@ -126,3 +126,39 @@ def test_cli_check_config_refuses_a_client_key_without_its_certificate(tmp_path:
     result = gate("check-config", "--config", str(cfg))
     assert result.returncode == 2
     assert "[server] client_key" in result.stderr
+
+
+# Printed by the code before issue 9 (commit 499f7c0) for the events below.
+GOLDEN_JOURNAL_JSON = (
+    '{"id": "e1", "at": "2020-01-01T00:00:00.000Z", "gate": "test-gate", "kind": "system", '
+    '"event": "started", "camera": "files"}\n'
+    '{"id": "e2", "at": "2020-01-01T00:00:00.000Z", "gate": "test-gate", "kind": "decision", '
+    '"verdict": "grant", "reason": "ok", "source": "list", "label": "Alice", '
+    '"credential_id": "c-1", "code_sha256": "' + "ab" * 32 + '", "latency_ms": 12.25}\n'
+    '{"id": "e3", "at": "2020-01-01T00:00:00.000Z", "gate": "test-gate", "kind": "door", '
+    '"state": "unlocked"}\n')
+
+
+def test_cli_journal_json_output_is_golden_and_logs_stay_on_stderr(tmp_path: Path) -> None:
+    """`gate journal --json` prints exactly these lines (a contract: scripts parse it)."""
+    from gate.journal import Journal
+    cfg = config(tmp_path)
+    journal = Journal(tmp_path / "state" / "journal.db", "test-gate")
+    journal.record("system", event="started", camera="files")
+    journal.record("decision", verdict="grant", reason="ok", source="list", label="Alice",
+                   credential_id="c-1", code_sha256="ab" * 32, latency_ms=12.25)
+    journal.record("door", state="unlocked")
+    journal._db.execute("UPDATE events SET body = json_set(body, '$.id', 'e' || seq, "
+                        "'$.at', '2020-01-01T00:00:00.000Z')")
+    journal.close()
+    out = gate("journal", "--config", str(cfg), "--json")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == GOLDEN_JOURNAL_JSON, out.stdout
+
+
+def test_cli_a_pin_factory_that_cannot_load_is_a_config_error(tmp_path: Path) -> None:
+    cfg = config(tmp_path, gpio={"pin_factory": "rpigpio"})  # RPi.GPIO: not on a PC
+    for command in ("run", "test-relay"):
+        out = gate(command, "--config", str(cfg))
+        assert out.returncode == 2, (command, out.stdout, out.stderr)
+        assert "[gpio] pin_factory = 'rpigpio' cannot be loaded" in out.stdout + out.stderr

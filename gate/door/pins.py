@@ -38,7 +38,7 @@ def make_pin_factory(name: str) -> Factory | None:
     try:
         factory: Factory = getattr(importlib.import_module(f"gpiozero.pins.{module}"), cls)()
     except Exception as exc:
-        raise GateError(f"[gpio] pin_factory = {name!r} cannot be loaded: {exc}") from exc
+        raise ConfigError([f"[gpio] pin_factory = {name!r} cannot be loaded: {exc}"]) from exc
     return factory
 
 
