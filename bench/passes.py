@@ -29,7 +29,7 @@ from gate.verify.passes import PassPolicy, PassVerifier
 TZ = ZoneInfo("Europe/Berlin")
 NOW = int(datetime(2026, 6, 1, 12, 0, tzinfo=TZ).timestamp())   # a Monday noon
 SITE_KEY = bytes(range(32))
-ID_BYTES = 6
+ID_BYTES = 5              # what gate-server issues
 
 
 def quantiles_us(samples: list[float]) -> tuple[float, float, float]:
@@ -37,8 +37,10 @@ def quantiles_us(samples: list[float]) -> tuple[float, float, float]:
     return float(np.median(a)), float(np.percentile(a, 95)), float(np.percentile(a, 99))
 
 
-def sample_claims(kind: str, schedule: bool, rotating: bool, pass_id: bytes) -> Claims:
-    return Claims(pass_id=pass_id, sites=("hq",), kind=kind, valid_from=NOW - 86400,
+def sample_claims(kind: str, schedule: bool, rotating: bool, pass_id: bytes,
+                  later: bool = False) -> Claims:
+    return Claims(pass_id=pass_id, sites=("hq",), kind=kind,
+                  valid_from=NOW + 86400 if later else None,
                   valid_until=NOW + 365 * 86400,
                   schedule=(Window(0b0011111, 7 * 60, 19 * 60),) if schedule else (),
                   rotating=rotating)
@@ -47,19 +49,22 @@ def sample_claims(kind: str, schedule: bool, rotating: bool, pass_id: bytes) -> 
 def size_table(sk: Ed25519PrivateKey) -> None:
     rows = []
     for kind in KINDS:
-        for schedule in (False, True):
-            for rotating in (False, True):
-                text = issue(sample_claims(kind, schedule, rotating, os.urandom(ID_BYTES)), sk)
-                shown = text + ("*" + "0" * 8 if rotating else "")
-                qr = segno.make_qr(shown, error="q", boost_error=False)
-                rows.append([kind, "yes" if schedule else "no", "yes" if rotating else "no",
-                             len(parse_text(text).envelope.payload), len(text), len(shown),
-                             f"{qr.version}-{qr.error}", qr.mode,
-                             "yes" if len(shown) <= 180 else "NO"])
-    print(f"Payload size ({ID_BYTES}-byte pass id, site 'hq', one schedule window; "
-          "QR by segno, ECC Q, not boosted)")
-    print(table(["kind", "schedule", "rotating", "claims B", "static chars", "shown chars",
-                 "QR", "mode", "<=180"], rows))
+        for later in (False, True):
+            for schedule in (False, True):
+                for rotating in (False, True):
+                    c = sample_claims(kind, schedule, rotating, os.urandom(ID_BYTES), later)
+                    text = issue(c, sk)
+                    shown = text + ("*" + "0" * 8 if rotating else "")
+                    qr = segno.make_qr(shown, error="q", boost_error=False)
+                    rows.append([kind, "yes" if later else "no", "yes" if schedule else "no",
+                                 "yes" if rotating else "no",
+                                 len(parse_text(text).envelope.payload), len(text), len(shown),
+                                 f"{qr.version}-{qr.error}", qr.mode,
+                                 "yes" if len(shown) <= 180 else "NO"])
+    print(f"Payload size ({ID_BYTES}-byte pass id, site 'hq', one schedule window; 'starts "
+          "later' carries valid_from; QR by segno, ECC Q, not boosted)")
+    print(table(["kind", "starts later", "schedule", "rotating", "claims B", "static chars",
+                 "shown chars", "QR", "mode", "<=180"], rows))
     print()
 
 

@@ -53,6 +53,10 @@ def test_pass_static_part_fits_version_9_at_q() -> None:
             text = issue(claims(kind=kind, schedule=schedule), SIGNER)
             assert len(text) <= 180, (kind, schedule, len(text))
     assert len(issue(claims(rotating=True), SIGNER)) + 9 <= 180
+    # what gate-server issues (5-byte id, no start claim), rotating with a schedule
+    sched = claims(pass_id=b"12345", valid_from=None, rotating=True,
+                   schedule=(Window(WEEKDAYS, 480, 1080),))
+    assert len(issue(sched, SIGNER)) + 9 <= 180
 
 
 def test_pass_not_gp1_is_not_the_pass_verifiers_business(tmp_path: Path) -> None:
@@ -260,3 +264,31 @@ def test_pass_tagged_cose_sign1_is_accepted(tmp_path: Path) -> None:
 def test_pass_trailing_bytes_are_refused(tmp_path: Path) -> None:
     assert reason(tmp_path, text_of(bytes(cose(issue(claims(), SIGNER))) + b"\x00")) \
         == "bad_format"
+
+
+def test_pass_without_valid_from_is_valid_until_it_expires_and_shorter(
+        tmp_path: Path) -> None:
+    with_start = issue(claims(), SIGNER)
+    text = issue(claims(valid_from=None), SIGNER)
+    assert len(cose(with_start)) - len(cose(text)) >= 6
+    assert reason(tmp_path, text, now=0) == "grant"       # no start: only the end bounds it
+    assert reason(tmp_path, text, now=T + DAY) == "expired"
+    # a key's service window cannot judge a pass with no start: signature and end decide
+    late_key = pass_key(SIGNER, not_before=T + 10 * DAY, not_after=T + 20 * DAY)
+    assert reason(tmp_path, text, keys=(late_key,)) == "grant"
+    assert reason(tmp_path, with_start, keys=(late_key,)) == "unknown_key"
+
+
+def test_pass_rot_travels_as_a_kind_bit_and_old_or_junk_kind_codes_are_refused() -> None:
+    from gate.passes.claims import encode_claims, parse_claims
+    from gate.passes.errors import PassError
+    body = cbor2.loads(encode_claims(claims(kind="contractor", rotating=True)))
+    assert body[3] == 2 | 4 and 7 not in body
+    back = parse_claims(body)
+    assert (back.kind, back.rotating) == ("contractor", True)
+    assert parse_claims({**body, 3: 1}).rotating is False
+    for junk in ({**body, 3: 3}, {**body, 3: 7}, {**body, 3: 8}, {**body, 3: True},
+                 {**body, 7: True}, {k: v for k, v in body.items() if k != 5}):
+        with pytest.raises(PassError) as err:
+            parse_claims(junk)
+        assert err.value.reason == "bad_format", junk

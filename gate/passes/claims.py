@@ -10,11 +10,14 @@ import cbor2
 from .errors import PassError
 
 # Claim keys (the contract; DESIGN "Pass format v1"). Small integers: one CBOR byte each.
-ID, SITES, KIND, VALID_FROM, VALID_UNTIL, SCHEDULE, ROTATING = 1, 2, 3, 4, 5, 6, 7
-KNOWN = frozenset({ID, SITES, KIND, VALID_FROM, VALID_UNTIL, SCHEDULE, ROTATING})
-REQUIRED = (ID, SITES, KIND, VALID_FROM, VALID_UNTIL)
+# Key 7 (a separate rot flag) is retired: rot travels as a bit of the kind, which saves two
+# bytes and with them the room a rotating scheduled pass needs in a version-9 QR code.
+ID, SITES, KIND, VALID_FROM, VALID_UNTIL, SCHEDULE = 1, 2, 3, 4, 5, 6
+KNOWN = frozenset({ID, SITES, KIND, VALID_FROM, VALID_UNTIL, SCHEDULE})
+REQUIRED = (ID, SITES, KIND, VALID_UNTIL)
 
 KINDS = ("staff", "visitor", "contractor")  # encoded as their index
+ROT_FLAG = 4              # kind code = index | ROT_FLAG for a rotating pass (one CBOR byte)
 ID_BYTES = (4, 16)        # inclusive bounds of a pass id's length
 MAX_SITES = 8
 MAX_SITE_CHARS = 32
@@ -51,7 +54,7 @@ class Claims:
     pass_id: bytes
     sites: tuple[str, ...]
     kind: str
-    valid_from: int
+    valid_from: int | None   # None: valid from signing (the claim is left out: 6 bytes)
     valid_until: int
     schedule: tuple[Window, ...] = field(default=())
     rotating: bool = False
@@ -66,7 +69,8 @@ class Claims:
                 raise ValueError(f"site {site!r} must be 1..{MAX_SITE_CHARS} printable characters")
         if self.kind not in KINDS:
             raise ValueError(f"kind {self.kind!r} is not one of {', '.join(KINDS)}")
-        if not 0 <= self.valid_from < self.valid_until <= MAX_EPOCH:
+        start = 0 if self.valid_from is None else self.valid_from
+        if not 0 <= start < self.valid_until <= MAX_EPOCH:
             raise ValueError("need 0 <= valid_from < valid_until (epoch seconds)")
         if len(self.schedule) > MAX_WINDOWS:
             raise ValueError(f"at most {MAX_WINDOWS} schedule windows")
@@ -82,15 +86,14 @@ def encode_claims(claims: Claims) -> bytes:
     body: dict[int, Any] = {
         ID: claims.pass_id,
         SITES: claims.sites[0] if len(claims.sites) == 1 else list(claims.sites),
-        KIND: KINDS.index(claims.kind),
-        VALID_FROM: claims.valid_from,
-        VALID_UNTIL: claims.valid_until,
+        KIND: KINDS.index(claims.kind) | (ROT_FLAG if claims.rotating else 0),
     }
+    if claims.valid_from is not None:
+        body[VALID_FROM] = claims.valid_from
+    body[VALID_UNTIL] = claims.valid_until
     if claims.schedule:
         # flat [days, start, end, days, start, end, ...]: one CBOR byte less per window
         body[SCHEDULE] = [n for w in claims.schedule for n in (w.days, w.start, w.end)]
-    if claims.rotating:
-        body[ROTATING] = True
     return cbor2.dumps(body)
 
 
@@ -142,15 +145,15 @@ def parse_claims(body: object) -> Claims:
     pass_id = body[ID]
     if type(pass_id) is not bytes or not ID_BYTES[0] <= len(pass_id) <= ID_BYTES[1]:
         raise PassError("bad_format", f"pass id must be {ID_BYTES[0]}..{ID_BYTES[1]} bytes")
-    valid_from = _int(body[VALID_FROM], "valid_from", 0, MAX_EPOCH)
+    valid_from = (_int(body[VALID_FROM], "valid_from", 0, MAX_EPOCH)
+                  if VALID_FROM in body else None)
     valid_until = _int(body[VALID_UNTIL], "valid_until", 0, MAX_EPOCH)
-    if valid_until <= valid_from:
+    if valid_from is not None and valid_until <= valid_from:
         raise PassError("bad_format", "valid_until is not after valid_from")
-    rotating = body.get(ROTATING, False)
-    if type(rotating) is not bool:
-        raise PassError("bad_format", "rot must be true or false")
-    return Claims(pass_id=pass_id, sites=_sites(body[SITES]),
-                  kind=KINDS[_int(body[KIND], "kind", 0, len(KINDS) - 1)],
+    code = _int(body[KIND], "kind", 0, ROT_FLAG | (len(KINDS) - 1))
+    if code & ~ROT_FLAG >= len(KINDS):
+        raise PassError("bad_format", f"kind {code} is not a known kind")
+    return Claims(pass_id=pass_id, sites=_sites(body[SITES]), kind=KINDS[code & ~ROT_FLAG],
                   valid_from=valid_from, valid_until=valid_until,
                   schedule=_schedule(body[SCHEDULE]) if SCHEDULE in body else (),
-                  rotating=rotating)
+                  rotating=bool(code & ROT_FLAG))

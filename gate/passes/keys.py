@@ -8,7 +8,8 @@ File (``[passes] keys_file``, also what ``gate-server keys export`` writes)::
 ``not_after`` may be null (no end yet). Times are epoch seconds. A key verifies only passes
 whose ``valid_from`` lies in [not_before, not_after): ``valid_from`` is the pass's signing
 time as far as the gate can know, so a retired key keeps verifying the passes it signed while
-in service and nothing newer.
+in service and nothing newer. A pass without ``valid_from`` (valid from its signing) is
+judged by signature and ``valid_until`` alone.
 """
 
 from __future__ import annotations

@@ -9,12 +9,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import tzinfo
+from typing import Protocol
 
 from ..passes.claims import Claims
 from ..passes.codec import PREFIX, parse_text, signed_claims, verify_signature
 from ..passes.errors import PassError
 from ..passes.keys import KeyRing
-from ..passes.revocations import RevocationStore
 from ..passes.rotation import code_fresh, pass_secret
 from ..passes.schedule import in_schedule
 from .decision import Decision
@@ -22,6 +22,12 @@ from .decision import Decision
 log = logging.getLogger(__name__)
 SOURCE = "pass"
 PREFIX_BYTES = PREFIX.encode("ascii")
+
+
+class Revocations(Protocol):
+    """The revoked-id set: the gate's RevocationStore, or the server's database."""
+
+    def revoked(self, pass_id: bytes) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -48,7 +54,7 @@ class PassVerifier:
     nothing a payload holds can raise out of ``decide``."""
 
     def __init__(self, keys: Callable[[], KeyRing], rotation_keys: Callable[[], Mapping[str, bytes]],
-                 revocations: RevocationStore, policy: PassPolicy,
+                 revocations: Revocations, policy: PassPolicy,
                  clock: Callable[[], float] = time.time) -> None:
         # keys and rotation keys are read through callables: a sync swaps them whole
         self.keys = keys
@@ -92,13 +98,13 @@ class PassVerifier:
             raise PassError("bad_signature", f"signature does not verify with {key.kid.hex()}")
         claims = signed_claims(envelope)
         pid = claims.id_text
-        if not key.covers(claims.valid_from):
+        if claims.valid_from is not None and not key.covers(claims.valid_from):
             raise _known(pid, "unknown_key", f"key {key.kid.hex()} was not in service when "
                          "this pass started")
         if (self.policy.max_key_age_s and ring.synced_at is not None
                 and now - ring.synced_at > self.policy.max_key_age_s):
             raise _known(pid, "keys_stale", f"keys last synced {now - ring.synced_at:.0f} s ago")
-        if now < claims.valid_from:
+        if claims.valid_from is not None and now < claims.valid_from:
             raise _known(pid, "not_yet_valid", "before valid_from")
         if now >= claims.valid_until:
             raise _known(pid, "expired", "at or after valid_until")
