@@ -19,15 +19,16 @@ from typing import IO, Any
 
 from sqlalchemy.exc import DBAPIError
 
+from gate.passes import dump_keys
+
 from .core import security
 from .core.config import Settings, SettingsError, load_settings
 from .core.timeutil import parse_time
 from .db.session import SchemaError, make_engine, make_sessionmaker, migrate, transaction
-from .services import admin, occupancy, passes
+from .services import admin, occupancy, passes, signing
 from .services.admin import InputError
 
 log = logging.getLogger("gate_server")
-KEYS_NOT_YET = "signed passes are not enabled yet: there are no keys to export or rotate"
 
 
 class UsageError(ValueError):
@@ -150,22 +151,30 @@ def _write_code(code: str, qr_text: str | None, png: str | None) -> None:
             f.write(code.encode("ascii"))
     if png:
         import segno
+        # signed passes are drawn at ECC Q (version 9 at most), plain codes at M
+        error = "q" if code.startswith("GP1:") else "m"
         with _open_private(Path(png)) as f:
-            segno.make(code, error="m", micro=False).save(f, kind="png", scale=10, border=4)
+            segno.make(code, error=error, micro=False, boost_error=False).save(
+                f, kind="png", scale=10, border=4)
+
+
+def _shown(session: Any, secret: bytes, row: Any, at: datetime) -> str:
+    """The payload the pass shows at ``at``: a plain code never changes, a signed pass is
+    re-signed (deterministic), a rotating one adds the code of that 30 s step."""
+    if not row.signed:
+        return security.pass_code(secret, row.id)
+    return signing.shown_text(session, secret, row, at.timestamp())
 
 
 @_with_db
 def cmd_pass_issue(session: Any, secret: bytes, settings: Settings,
                    args: argparse.Namespace) -> int:
-    if args.rotating:
-        raise UsageError("--rotating: rotating passes need signed passes, which are not "
-                         "enabled yet")
+    now = settings.clock()
     row = passes.issue(session, secret, passes.IssueSpec(
         args.site, args.holder, args.kind, _time(args.valid_from, "--from"),
-        _time(args.valid_until, "--until")), settings.clock())
-    _write_code(security.pass_code(secret, row.id), args.qr_text, args.png)
-    _print(passes.describe(row, args.site, f"/p/{security.page_token(secret, row.id)}",
-                           settings.clock()))
+        _time(args.valid_until, "--until"), signed=not args.plain, rotating=args.rotating), now)
+    _write_code(_shown(session, secret, row, now), args.qr_text, args.png)
+    _print(passes.describe(row, args.site, f"/p/{security.page_token(secret, row.id)}", now))
     return 0
 
 
@@ -173,8 +182,8 @@ def cmd_pass_issue(session: Any, secret: bytes, settings: Settings,
 def cmd_pass_show(session: Any, secret: bytes, settings: Settings, args: argparse.Namespace) -> int:
     at = _time(args.at, "--at") or settings.clock()
     row = passes.get(session, args.id)
-    # A plain pass shows the same code at every time; --at decides the state reported.
-    _write_code(security.pass_code(secret, row.id), args.qr_text, args.png)
+    # --at picks the rotating step shown and the state reported.
+    _write_code(_shown(session, secret, row, at), args.qr_text, args.png)
     site = admin.site_name(session, row.site_id)
     _print(passes.describe(row, site, f"/p/{security.page_token(secret, row.id)}", at))
     return 0
@@ -188,8 +197,29 @@ def cmd_pass_revoke(session: Any, secret: bytes, settings: Settings,
     return 0
 
 
-def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
-    raise UsageError(KEYS_NOT_YET)
+@_with_db
+def cmd_keys_export(session: Any, secret: bytes, settings: Settings,
+                    args: argparse.Namespace) -> int:
+    """The public key list (gate/passes/keys.py's file format) for gates without a server."""
+    signing.active_key(session, secret, settings.clock())  # a fresh server has one to export
+    ring = signing.public_keys(session)
+    out = Path(args.out)
+    tmp = out.with_name(out.name + ".tmp")
+    try:
+        tmp.write_text(dump_keys(ring.keys), encoding="utf-8")  # public: no 0600 needed
+        os.replace(tmp, out)   # a gate reading the file sees the old list or the new one
+    except OSError as exc:
+        raise UsageError(f"--out: {out}: {exc.strerror}") from None
+    _print({"out": str(out), "kids": [k.kid.hex() for k in ring.keys]})
+    return 0
+
+
+@_with_db
+def cmd_keys_rotate(session: Any, secret: bytes, settings: Settings,
+                    args: argparse.Namespace) -> int:
+    row, retired = signing.rotate(session, secret, settings.clock())
+    _print({"kid": row.kid, "retired": retired})
+    return 0
 
 
 @_with_db
@@ -292,7 +322,10 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--kind", default="visitor", choices=passes.KINDS)
     i.add_argument("--from", dest="valid_from")
     i.add_argument("--until", dest="valid_until")
-    i.add_argument("--rotating", action="store_true")
+    i.add_argument("--rotating", action="store_true",
+                   help="the shown code changes every 30 s (signed passes only)")
+    i.add_argument("--plain", action="store_true",
+                   help="a plain random code checked online or by synced hash, not a signed pass")
     i.add_argument("--qr-text")
     i.add_argument("--png")
     i.set_defaults(fn=cmd_pass_issue)
@@ -309,8 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
     k = sub.add_parser("keys").add_subparsers(dest="action", required=True)
     k.add_parser("export").add_argument("--out", required=True)
     k.add_parser("rotate")
-    k.choices["export"].set_defaults(fn=cmd_keys)
-    k.choices["rotate"].set_defaults(fn=cmd_keys)
+    k.choices["export"].set_defaults(fn=cmd_keys_export)
+    k.choices["rotate"].set_defaults(fn=cmd_keys_rotate)
 
     a = sub.add_parser("admin").add_subparsers(dest="action", required=True).add_parser("add")
     a.add_argument("user")

@@ -16,7 +16,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .api.routes import credentials, events, health, occupancy, verify
+from .api.routes import (credentials, events, health, occupancy, passkeys, revocations,
+                         verify)
 from .api.routes import metrics as metrics_route
 from .core import security
 from .core.config import Settings
@@ -86,7 +87,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    for module in (verify, credentials, events, health, metrics_route, occupancy, web,
+    for module in (verify, credentials, events, health, metrics_route, occupancy, passkeys,
+                   revocations, web,
                    web_pages, web_manage, web_occupancy):
         app.include_router(module.router)
     web_common.install(app)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer,
-                        String, Text)
+                        LargeBinary, String, Text, false)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAME_LEN = 128
@@ -80,7 +80,27 @@ class Pass(Base):
     page_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     revision: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Signed passes (GP1): the claims are re-signed on demand (Ed25519 is deterministic),
+    # so the database never holds a usable pass text; these columns rebuild the claims.
+    signed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    rotating: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    kid: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    claim_from: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    claim_until: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     __table_args__ = (Index("passes_site_revision", "site_id", "revision"),)
+
+
+class SigningKey(Base):
+    """An Ed25519 pass-signing key. The private half is AES-GCM-encrypted under a key derived
+    from the server's secret file (0600, outside the database): a database dump alone
+    cannot mint passes."""
+
+    __tablename__ = "signing_keys"
+    kid: Mapped[str] = mapped_column(String(8), primary_key=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    private_sealed: Mapped[bytes] = mapped_column(LargeBinary(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class Event(Base):

@@ -9,9 +9,18 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from zoneinfo import ZoneInfo
+
+from gate.passes import PREFIX
+from gate.verify.passes import PassDecision, PassPolicy, PassVerifier
+
 from ..core import security
-from ..db.models import Gate, Pass
+from ..db.models import Gate, Pass, Site
+from . import signing
 from .passes import state_at
+from .revocations import DbRevocations
+
+PREFIX_BYTES = PREFIX.encode("ascii")
 
 # The server's answer for each colour; the gate maps the colour again through its
 # [policy.status] and keeps the stricter of the two.
@@ -36,7 +45,10 @@ class Verdict:
         return out
 
 
-def decide(session: Session, gate: Gate, code: bytes, now: datetime) -> Verdict:
+def decide(session: Session, gate: Gate, code: bytes, now: datetime,
+           secret: bytes = b"") -> Verdict:
+    if code.startswith(PREFIX_BYTES) and secret:
+        return decide_signed(session, gate, code, now, secret)
     row = session.scalar(select(Pass).where(Pass.code_sha256 == security.sha256_hex(code)))
     if row is None:
         return Verdict("deny", "unknown")
@@ -52,3 +64,30 @@ def decide(session: Session, gate: Gate, code: bytes, now: datetime) -> Verdict:
     reason = f"status_{row.status}" if decision == "staff" else "ok"
     open_s = row.open_s if decision == "grant" else None
     return Verdict(decision, reason, row.holder, open_s, row.status, row.id)
+
+
+def decide_signed(session: Session, gate: Gate, code: bytes, now: datetime,
+                  secret: bytes) -> Verdict:
+    """A GP1 pass, checked exactly as a gate checks it offline (same verifier, same reasons),
+    with the database as the revocation list: a revocation counts the moment it commits."""
+    site = session.get(Site, gate.site_id)
+    if site is None:
+        return Verdict("deny", "unknown")
+    ring = signing.public_keys(session)
+    rotation = {site.name: signing.site_rotation_key(secret, site)}
+    verifier = PassVerifier(lambda: ring, lambda: rotation, DbRevocations(session),
+                            PassPolicy(site.name, ZoneInfo(site.timezone), max_key_age_s=0))
+    try:
+        text = code.decode("ascii")
+    except UnicodeDecodeError:
+        return Verdict("deny", "bad_format")
+    decision = verifier.decide(text, now.timestamp())
+    pass_id = decision.pass_id if isinstance(decision, PassDecision) else None
+    row = session.get(Pass, pass_id) if pass_id else None
+    if row is None:
+        return Verdict(decision.verdict, decision.reason)
+    if decision.verdict == "grant" and state_at(row, now) != "valid":
+        # the pass's claims hold but the server knows better (e.g. a pass ended early)
+        return Verdict("deny", state_at(row, now), row.holder, None, row.status, row.id)
+    return Verdict(decision.verdict, decision.reason, row.holder,
+                   row.open_s if decision.verdict == "grant" else None, row.status, row.id)

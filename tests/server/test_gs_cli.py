@@ -59,9 +59,9 @@ def test_gs_cli_enrol_issue_show_revoke(db_url: str, tmp_path: Path, capsys: Any
     assert mode(token_file) == 0o600 and len(token) >= 43
 
     qr, png = tmp_path / "pass.txt", tmp_path / "pass.png"
-    rc, issued, _ = run(capsys, db_url, secret, "pass", "issue", "--site", "hq", "--holder",
-                        "Ann Example", "--until", "2099-01-01T00:00:00Z", "--qr-text", str(qr),
-                        "--png", str(png))
+    rc, issued, _ = run(capsys, db_url, secret, "pass", "issue", "--plain", "--site", "hq",
+                        "--holder", "Ann Example", "--until", "2099-01-01T00:00:00Z",
+                        "--qr-text", str(qr), "--png", str(png))
     assert rc == 0 and issued["page_url"].startswith("/p/") and issued["state"] == "valid"
     code = qr.read_text()
     assert mode(qr) == 0o600 and 26 <= len(code) <= 40  # >= 128 bits, small QR
@@ -89,13 +89,15 @@ def test_gs_cli_input_errors_exit_2_naming_the_field(db_url: str, tmp_path: Path
     cases = [
         (("pass", "issue", "--site", "nowhere", "--holder", "A"), "--site"),
         (("pass", "issue", "--site", "hq", "--holder", "A", "--until", "2030-01-01"), "--until"),
-        (("pass", "issue", "--site", "hq", "--holder", "A", "--rotating"), "--rotating"),
+        (("pass", "issue", "--site", "hq", "--holder", "A", "--rotating", "--plain"),
+         "--rotating"),
+        (("pass", "issue", "--site", "hq", "--holder", "A", "--until", "2001-01-01T00:00:00Z"),
+         "--until"),
         (("pass", "revoke", "p0000"), "ID"),
         (("site", "add", "hq"), "NAME"),
         (("site", "add", "x", "--timezone", "Mars/Base"), "--timezone"),
         (("gate", "add", "bad id!", "--site", "hq", "--token-file", str(tmp_path / "t")), "ID"),
-        (("keys", "rotate"), "signed passes are not enabled yet"),
-        (("keys", "export", "--out", str(tmp_path / "k")), "signed passes are not enabled yet"),
+        (("keys", "export", "--out", str(tmp_path / "no" / "k")), "--out"),
         (("admin", "add", "root", "--password-file", str(tmp_path / "missing")),
          "--password-file"),
         (("serve", "--listen", "0.0.0.0:8443"), "--listen"),

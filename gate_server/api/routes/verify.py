@@ -42,7 +42,7 @@ def post_verify(request: Request, gate: GateDep, raw: BodyDep,
     except BadBody as exc:
         raise HTTPException(400, str(exc)) from None
     now = state.settings.clock()
-    verdict = verify.decide(session, gate, code, now)
+    verdict = verify.decide(session, gate, code, now, state.secret)
     reply = verdict.to_json()
     if verdict.decision == "grant" and verdict.credential_id:
         outcome = occupancy.on_grant(session, gate, verdict.credential_id, now,
