@@ -16,7 +16,7 @@ from ..api.deps import SessionDep
 from ..core import security
 from ..core.timeutil import as_utc
 from ..db.models import Event, Pass, Site
-from ..services import passes
+from ..services import passes, signing
 from ..services.admin import InputError
 from . import auth
 from .common import PAGE_HEADERS, FormDep, ViewerDep, render, see_other
@@ -128,7 +128,9 @@ def pass_issue(request: Request, session: SessionDep, who: ViewerDep, form: Form
         spec = passes.IssueSpec(form.get("site", ""), form.get("holder", ""),
                                 form.get("kind", "visitor"),
                                 form_time(form.get("valid_from", ""), "--from"),
-                                form_time(form.get("valid_until", ""), "--until"))
+                                form_time(form.get("valid_until", ""), "--until"),
+                                signed=form.get("type", "signed") != "plain",
+                                rotating=form.get("rotating", "") == "1")
         row = passes.issue(session, request.app.state.secret, spec,
                            request.app.state.settings.clock())
     except InputError as exc:
@@ -148,8 +150,10 @@ def _pass_context(request: Request, session: Session, pass_id: str) -> dict[str,
             "revoked_at": stamp(row.revoked_at),
             # The holder page's own token is the one secret a URL may carry.
             "page_url": f"/p/{security.page_token(secret, row.id)}",
-            "qr": qr_svg(security.pass_code(secret, row.id)) if state in
-            ("valid", "not_yet_valid") else None}
+            # a rotating pass has no fixed QR: its code lives on the holder page
+            "qr": None if row.rotating or state not in ("valid", "not_yet_valid") else
+            qr_svg(signing.static_text(session, secret, row) if row.signed
+                   else security.pass_code(secret, row.id))}
 
 
 @router.get("/passes/{pass_id}", response_class=HTMLResponse)

@@ -152,7 +152,7 @@ def test_gs_web_reception_issues_and_revokes_but_manages_nothing(server: Server)
 
 def test_gs_web_issue_show_print_and_revoke_a_pass(server: Server, client: Any) -> None:
     c = signed_in(server)
-    r = issue(c, kind="staff")
+    r = issue(c, kind="staff", type="plain")
     location = r.headers["location"]
     [row] = pass_rows(server)
     assert location == f"/admin/passes/{row.id}" and row.kind == "staff"
@@ -300,3 +300,20 @@ def test_gs_web_cli_admin_add_takes_a_role(role: str, db_url: str, tmp_path: Any
     with pytest.raises(SystemExit) as exit_info:
         main([*base, "admin", "add", "u2", "--password-file", str(pw), "--role", "root"])
     assert exit_info.value.code == 2
+
+
+def test_gs_web_issues_signed_by_default_and_rotating_on_request(server: Server,
+                                                                 client: Any) -> None:
+    from gate_server.services import signing
+    c = signed_in(server)
+    location = issue(c).headers["location"]
+    rot = issue(c, rotating="1").headers["location"]
+    rows = {r.id: r for r in pass_rows(server)}
+    signed, rotating = rows[location.rsplit("/", 1)[1]], rows[rot.rsplit("/", 1)[1]]
+    assert signed.signed and not signed.rotating and rotating.signed and rotating.rotating
+    with server.session() as s:
+        text = signing.static_text(s, server.secret, signed)
+    assert str(qr_svg(text)) in c.get(location).text          # the signed pass's own QR
+    assert "<svg" not in c.get(rot).text                      # rotating: holder page only
+    verify = {"gate": "gate-1", "scanned_at": "2026-03-01T12:00:00Z", "code": text}
+    assert client.post("/v1/verify", json=verify, headers=server.auth()).json()["reason"] == "ok"
