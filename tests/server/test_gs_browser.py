@@ -152,6 +152,7 @@ def test_gs_browser_issue_scan_grant_revoke_deny(served: tuple[str, str, Path],
             page.wait_for_url(f"{url}/admin/passes")
             page.get_by_label("Holder name").fill("Vera Visitor")
             page.get_by_label("Kind").select_option("visitor")
+            page.get_by_label("Type").select_option("plain")  # this test follows a plain code
             page.get_by_label("Valid until (UTC, optional)").fill("2099-12-31T18:00")
             page.get_by_role("button", name="Issue pass").click()
             page.wait_for_url(f"{url}/admin/passes/p*")
