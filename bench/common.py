@@ -9,14 +9,21 @@ import sys
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from importlib import metadata
 from dataclasses import dataclass, replace
+from importlib import metadata
 from typing import Any
 
 import numpy as np
 
-from bench.scenes import (SceneTruth, empty_sequence, make_entrance, make_scene, random_payload,
-                          render_scene, sample_params)
+from bench.scenes import (
+    SceneTruth,
+    empty_sequence,
+    make_entrance,
+    make_scene,
+    random_payload,
+    render_scene,
+    sample_params,
+)
 
 CodeFrame = tuple[np.ndarray, SceneTruth]
 

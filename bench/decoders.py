@@ -43,7 +43,8 @@ def zxing_decoder(family: bool = False) -> Decoder:
 
 
 def pyzbar_decoder() -> Decoder:
-    from pyzbar.pyzbar import ZBarSymbol, decode as zbar_decode
+    from pyzbar.pyzbar import ZBarSymbol
+    from pyzbar.pyzbar import decode as zbar_decode
 
     def decode(y: np.ndarray) -> list[str]:
         found = zbar_decode(y, symbols=[ZBarSymbol.QRCODE])

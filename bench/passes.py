@@ -21,8 +21,20 @@ import segno
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.common import header, table
-from gate.passes import (KINDS, Claims, KeyRing, PassKey, RevocationStore, Window, code_at,
-                         issue, kid_for, parse_text, pass_secret, verify_signature)
+from gate.passes import (
+    KINDS,
+    Claims,
+    KeyRing,
+    PassKey,
+    RevocationStore,
+    Window,
+    code_at,
+    issue,
+    kid_for,
+    parse_text,
+    pass_secret,
+    verify_signature,
+)
 from gate.passes.keys import raw_public_key
 from gate.verify.passes import PassPolicy, PassVerifier
 

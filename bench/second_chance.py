@@ -228,12 +228,12 @@ def measure(decode: Strategy, frames: list[CodeFrame], empties: list[np.ndarray]
     with quiet_gc():
         for i, (y, truth) in enumerate(frames):
             hint = _last_sighting(truth.corners, i, y.shape) if sighted else None
-            texts, dt = timed(lambda f: decode(f, hint, i), y, REPEAT)
+            texts, dt = timed(lambda f, hint=hint, i=i: decode(f, hint, i), y, REPEAT)
             out.code_t.append(dt)
             out.reads[truth.difficulty] += truth.payload in texts
             out.wrong += sum(t != truth.payload for t in texts)
         for i, y in enumerate(empties):
-            texts, dt = timed(lambda f: decode(f, None, i), y, REPEAT)
+            texts, dt = timed(lambda f, i=i: decode(f, None, i), y, REPEAT)
             out.empty_t.append(dt)
             out.base_t.append(timed(read, y, REPEAT)[1])  # paired: drift cancels in the ratio
             out.empty_ran += ran() > 0

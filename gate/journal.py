@@ -5,8 +5,8 @@ path writes first and fsyncs right after the relay command (`write` + `sync`).""
 from __future__ import annotations
 
 import json
-import os
 import logging
+import os
 import sqlite3
 import threading
 import uuid

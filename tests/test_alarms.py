@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gatehelpers import events_where, running_gate, setup_config, wait_event, wait_until
 from gpiozero.pins.mock import MockFactory
 
 from gate.door.alarms import DoorMonitor
 from gate.door.inputs import DoorContact
 from gate.door.relay import Door, Relay
 from gate.journal import Journal
+from tests.support.gatehelpers import events_where, running_gate, setup_config, wait_event, wait_until
 
 CONTACT, RELAY = 5, 17
 

@@ -10,13 +10,13 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
-from qrimages import write_frames, write_png
 
 from gate.config import CameraSection
 from gate.errors import CameraError, CameraStalled
@@ -27,6 +27,7 @@ from gate.scan.camera import (
     open_source,
     resolve_image_paths,
 )
+from tests.support.qrimages import write_frames, write_png
 
 FAKES = Path(__file__).resolve().parent / "fakes"
 FAKE_ENV = ("FAKE_PICAMERA2_FRAMES", "FAKE_PICAMERA2_STALL_AFTER", "FAKE_PICAMERA2_STALL_FOR_S",
@@ -169,9 +170,9 @@ def test_files_source_colour_image_becomes_its_luma(tmp_path: Path) -> None:
 
 def test_frame_refuses_anything_but_a_2d_uint8_plane() -> None:
     Frame(luma=np.zeros((4, 4), dtype=np.uint8), ts_ns=1, seq=1)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="2-D uint8"):
         Frame(luma=np.zeros((4, 4, 3), dtype=np.uint8), ts_ns=1, seq=1)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="2-D uint8"):
         Frame(luma=np.zeros((4, 4), dtype=np.float32), ts_ns=1, seq=1)
 
 

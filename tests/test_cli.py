@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, gate_config, write_allowlist
-from qrimages import write_frames
+
+from tests.support.daemon import REPO, gate_config, write_allowlist
+from tests.support.qrimages import write_frames
 
 
 def gate(*args: str) -> subprocess.CompletedProcess[str]:
@@ -78,7 +79,7 @@ def test_cli_sync_without_a_server_section_says_so(tmp_path: Path) -> None:
 
 
 def test_cli_sync_reports_an_unreachable_server_and_keeps_the_cache(tmp_path: Path) -> None:
-    from badserver import free_port_url
+    from tests.support.badserver import free_port_url
     (tmp_path / "token").write_text("t0k3n\n")
     cfg = config(tmp_path, server={"url": free_port_url(), "token_file": str(tmp_path / "token")})
     result = gate("sync", "--config", str(cfg))

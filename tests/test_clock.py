@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import write_allowlist
-from gatehelpers import ALICE, events_where, running_gate, setup_config, wait_event
 from gpiozero.pins.mock import MockFactory
 
 from gate.central.client import ServerClient
@@ -23,6 +21,8 @@ from gate.journal import Journal
 from gate.verify import StoreVerifier, VerifierChain
 from gate.verify.credentials import LIST, SERVER, Credential, CredentialStore, hash_code
 from gate.verify.online import LAST_SYNC_KEY, CacheVerifier
+from tests.support.daemon import write_allowlist
+from tests.support.gatehelpers import ALICE, events_where, running_gate, setup_config, wait_event
 
 T = 1_780_000_000.0   # "now", 2026
 DAY = 86400.0

@@ -18,8 +18,7 @@ import pytest
 
 from gate.config import SECTIONS, Config, describe, load_config, parse_config
 from gate.errors import ConfigError
-
-from conftest import REPO, toml_value  # noqa: E402
+from tests.support.daemon import REPO, toml_value
 
 
 def write_config(tmp_path: Path, text: str, name: str = "gate.toml") -> Path:
@@ -332,7 +331,7 @@ def check_parse(raw: dict[str, Any], path: Path) -> None:
     try:
         cfg = parse_config(raw, path)
     except ConfigError as exc:
-        assert exc.problems and all(p.startswith(str(path)) for p in exc.problems)
+        assert exc.problems and all(p.startswith(str(path)) for p in exc.problems)  # noqa: PT017
         return
     for section, key, _, _ in section_fields():
         part = getattr(cfg, section)
@@ -354,7 +353,8 @@ def test_config_every_key_with_every_nasty_value_gives_a_config_error(tmp_path: 
 def test_config_loader_only_ever_raises_config_error_hypothesis(tmp_path: Path) -> None:
     """Property: whatever the parsed TOML holds (any section, key and value of any TOML type,
     nested), parse_config returns a usable Config or raises ConfigError, nothing else."""
-    from hypothesis import HealthCheck, given, settings, strategies as st
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
 
     pairs = st.sampled_from([(s, k) for s, k, _, _ in section_fields()]
                             + [("nope", "x"), ("gate", "bogus"), ("gate", "")])

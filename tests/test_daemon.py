@@ -8,8 +8,8 @@ import socket
 from datetime import datetime
 from pathlib import Path
 
-from conftest import REPO, gate_config, journal_events, run_gate, write_allowlist
-from qrimages import write_frames
+from tests.support.daemon import REPO, gate_config, journal_events, run_gate, write_allowlist
+from tests.support.qrimages import write_frames
 
 ALICE, BOB, UNKNOWN = "GATE-TEST-ALICE-1", "GATE-TEST-BOB-EXPIRED", "GATE-TEST-NOBODY-7"
 ROWS = [f"{ALICE},Alice,2020-01-01,2099-12-31", f"{BOB},Bob,2020-01-01,2020-12-31"]
@@ -231,7 +231,8 @@ def test_daemon_stalled_picamera2_exits_nonzero_with_the_relay_locked(tmp_path: 
     """The Pi camera path (fake picamera2 module, see tests/fakes): a grant, then frames stop;
     the daemon gives up after stall_timeout_s with exit 1, so systemd restarts it."""
     import os
-    from conftest import FAKES
+
+    from tests.support.daemon import FAKES
     write_frames(tmp_path / "cam", [ALICE] * 2 + [None] * 2)
     config = setup(tmp_path, [None], camera={"source": "picamera2", "stall_timeout_s": 0.5},
                    door={"open_s": 30.0})

@@ -15,7 +15,7 @@ from gpiozero.pins.mock import MockFactory
 
 from gate.config import ConfigError, load_config
 from gate.daemon import Gate
-from gatehelpers import setup_config
+from tests.support.gatehelpers import setup_config
 
 
 def closed_port() -> int:

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from qrimages import qr_frame, qr_modules, write_png
 
 from gate.errors import DecoderUnavailable
 from gate.scan.decode import Code, PyzbarDecoder, ZxingDecoder, make_decoder
+from tests.support.qrimages import qr_frame, qr_modules, write_png
 
 REPO = Path(__file__).resolve().parent.parent
 BACKENDS = ["zxing", "pyzbar"]
@@ -79,7 +79,7 @@ def test_decode_several_codes_in_one_frame_are_all_returned(decoder) -> None:  #
 
 @pytest.mark.parametrize("payload", [
     b"\x00\xff\xfe\x80binary\x01\x7f",           # not text at all
-    "Zoë – 日本語 ✓ pass".encode("utf-8"),        # UTF-8 text
+    "Zoë – 日本語 ✓ pass".encode(),        # UTF-8 text
     "caf\xe9".encode("latin-1"),                  # one byte that is not UTF-8
     bytes(range(256)),                            # every byte value
 ], ids=["binary", "utf8", "latin1", "all-bytes"])

@@ -8,28 +8,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
 from gate.door.indicators import Indicators
 from gate.door.relay import LOCKED, UNLOCKED, Door, Relay
 
 WAIT = 5.0  # how long a test waits for something that should happen well before
-
-
-@pytest.fixture
-def pins() -> Iterator[MockFactory]:
-    """MockFactory pins as the default factory (the notes' pattern), put back afterwards."""
-    previous = Device.pin_factory
-    factory = MockFactory()
-    Device.pin_factory = factory
-    yield factory
-    factory.reset()
-    Device.pin_factory = previous
 
 
 class Changes:

@@ -7,7 +7,6 @@ and never returns a wrong payload. Frames come from the benchmark's seeded scene
 from __future__ import annotations
 
 import functools
-import sys
 import threading
 import time
 from pathlib import Path
@@ -15,15 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:  # `python -m pytest` puts the root on sys.path; bare `pytest` not
-    sys.path.insert(0, str(REPO))
-
-from qrimages import qr_frame, write_png  # noqa: E402
-
-from bench.common import code_frames, seed_for  # noqa: E402
-from bench.pipeline import entrance_day  # noqa: E402
-from bench.scenes import (  # noqa: E402
+from bench.common import code_frames, seed_for
+from bench.pipeline import entrance_day
+from bench.scenes import (
     empty_scene,
     empty_sequence,
     make_entrance,
@@ -31,13 +24,14 @@ from bench.scenes import (  # noqa: E402
     render_scene,
     sample_params,
 )
-from gate.config import DecoderSection  # noqa: E402
-from gate.errors import DecoderUnavailable  # noqa: E402
-from gate.scan.camera import Frame  # noqa: E402
-from gate.scan.decode import Code, PyzbarDecoder, ZxingDecoder, make_decoder  # noqa: E402
-from gate.scan.idle import IdleDetector  # noqa: E402
-from gate.scan.scanner import Scanner  # noqa: E402
-from gate.scan.second_chance import Box, Texture  # noqa: E402
+from gate.config import DecoderSection
+from gate.errors import DecoderUnavailable
+from gate.scan.camera import Frame
+from gate.scan.decode import Code, PyzbarDecoder, ZxingDecoder, make_decoder
+from gate.scan.idle import IdleDetector
+from gate.scan.scanner import Scanner
+from gate.scan.second_chance import Box, Texture
+from tests.support.qrimages import qr_frame, write_png
 
 S = 1_000_000_000
 FRAME = S // 15  # 15 fps
@@ -326,10 +320,9 @@ class StampedSource:
 def gate_decisions(tmp_path: Path, lumas: list[np.ndarray], payloads: list[str],
                    **decoder: object) -> tuple[list[tuple[str, str]], dict[str, int]]:
     """Run the real Gate over `lumas` with [decoder] overrides; its journaled decisions."""
-    from conftest import gate_config, journal_events, write_allowlist
-
     from gate.config import load_config
     from gate.daemon import Gate
+    from tests.support.daemon import gate_config, journal_events, write_allowlist
 
     run = tmp_path / f"run-{len(list(tmp_path.iterdir()))}"
     run.mkdir()
@@ -365,8 +358,8 @@ def test_daemon_code_held_in_identical_frames_opens_the_door_once(tmp_path: Path
     """`gate run` on the files camera replaying identical PNGs (a perfectly still scene): the
     held code is skipped on most frames and leave_s (0.15 s) is shorter than the gap between
     periodic decodes (0.5 s), yet it is one decision and one door opening."""
-    from conftest import gate_config, journal_events, run_gate, write_allowlist
-    from qrimages import write_frames
+    from tests.support.daemon import gate_config, journal_events, run_gate, write_allowlist
+    from tests.support.qrimages import write_frames
 
     write_frames(tmp_path / "frames", [None] * 3 + ["GATE-TEST-HELD-1"] * 45 + [None] * 3)
     allow = write_allowlist(tmp_path / "allow.csv", ["GATE-TEST-HELD-1,Held"], header="code,label")

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from badserver import make_ca, make_server_cert
-from broker import USERS, Watcher, free_port, fresh, running_broker
-from gatehelpers import events_where, setup_config, wait_event, wait_until
+from tests.support.badserver import make_ca, make_server_cert
+from tests.support.broker import USERS, Watcher, free_port, fresh, running_broker
+from tests.support.gatehelpers import events_where, setup_config, wait_event, wait_until
 
 pytestmark = pytest.mark.skipif(shutil.which("mosquitto_passwd") is None,
                                 reason="needs Debian's mosquitto")
@@ -104,7 +104,7 @@ def test_fleet_discovery_matches_ha_schemas_and_unlock_pulses(tmp_path: Path,
         # after a restart, gets them from the broker), each one valid for Home Assistant.
         found: dict[str, dict[str, Any]] = {}
         for component in ("lock", "binary_sensor", "event", "sensor"):
-            wait_until(lambda: any(t.startswith(f"homeassistant/{component}/")
+            wait_until(lambda component=component: any(t.startswith(f"homeassistant/{component}/")
                                    for t in watcher.messages), 10, component)
         late = Watcher(broker.port, subscribe=("homeassistant/#",))
         wait_until(lambda: len(late.messages) == sum(

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import write_config
 from gate.config import ConfigError, load_config
 from gate.fleet.bus import BrokerSettings, FleetBus
 from gate.fleet.commands import Command, Refused, ReplayGuard, parse_command
@@ -18,6 +17,7 @@ from gate.journal import Journal
 from gate.metrics import GateMetrics, Readings
 from gate.verify.decision import Decision
 from gate.verify.lockdown import Lockdown, LockdownChain
+from tests.support.daemon import write_config
 
 GOOD = b'{"v":1,"id":"abc-1","ts":1000.5,"cmd":"unlock"}'
 

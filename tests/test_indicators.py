@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gatehelpers import running_gate, setup_config, states, wait_states, wait_until
 from gpiozero.pins.mock import MockFactory
 
 from gate.config import IndicatorsSection, load_config
 from gate.door.indicators import Indicators
+from tests.support.gatehelpers import running_gate, setup_config, states, wait_states, wait_until
 
 GREEN, RED, STATUS, BUZZER = 22, 23, 24, 25
 SLACK = 0.5  # scheduling on a busy CI machine: durations are checked with generous bounds
@@ -181,7 +181,7 @@ def test_indicators_config_keys_and_old_door_keys_both_work(tmp_path: Path) -> N
 
 
 def test_indicators_daemon_shows_a_decision_error_as_fault(tmp_path: Path) -> None:
-    from gatehelpers import UNKNOWN
+    from tests.support.gatehelpers import UNKNOWN
 
     config = setup_config(tmp_path, [None] * 2 + [UNKNOWN] * 2 + [None] * 20,
                           indicators={"status_led_pin": STATUS, "fault_led": [0.05, 0.05]})

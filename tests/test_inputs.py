@@ -7,16 +7,6 @@ import threading
 from pathlib import Path
 
 import pytest
-from gatehelpers import (
-    STAFFER,
-    UNKNOWN,
-    events_where,
-    running_gate,
-    setup_config,
-    states,
-    wait_event,
-    wait_until,
-)
 from gpiozero.pins.mock import MockFactory
 
 from gate.door.inputs import (
@@ -25,6 +15,16 @@ from gate.door.inputs import (
     StaffButton,
     StaffCheck,
     StaffWindow,
+)
+from tests.support.gatehelpers import (
+    STAFFER,
+    UNKNOWN,
+    events_where,
+    running_gate,
+    setup_config,
+    states,
+    wait_event,
+    wait_until,
 )
 
 CONTACT, EXIT, STAFF, RELAY = 5, 6, 13, 17
@@ -46,7 +46,7 @@ def recorder(device: object, *names: str) -> tuple[list[str], threading.Event]:
 # -- the door contact ---------------------------------------------------------------------------
 
 def test_inputs_door_contact_normally_closed_opens_when_the_circuit_opens(pins) -> None:
-    contact = DoorContact(CONTACT, normally_closed=True, settle_s=0)
+    contact = DoorContact(CONTACT, normally_closed=True, settle_s=0, pin_factory=pins)
     pin = pins.pin(CONTACT)
     assert pin.pull == "up"  # switch to GND, internal pull-up
     fired, _ = recorder(contact, "when_opened", "when_closed")
@@ -60,7 +60,7 @@ def test_inputs_door_contact_normally_closed_opens_when_the_circuit_opens(pins) 
 
 
 def test_inputs_door_contact_normally_open_opens_when_the_circuit_closes(pins) -> None:
-    contact = DoorContact(CONTACT, normally_closed=False, settle_s=0)
+    contact = DoorContact(CONTACT, normally_closed=False, settle_s=0, pin_factory=pins)
     pin = pins.pin(CONTACT)
     fired, _ = recorder(contact, "when_opened", "when_closed")
     assert not contact.is_open  # pulled high: switch open: door shut
@@ -74,7 +74,7 @@ def test_inputs_door_contact_normally_open_opens_when_the_circuit_closes(pins) -
 
 
 def test_inputs_door_contact_chatter_shorter_than_settle_time_is_ignored(pins) -> None:
-    contact = DoorContact(CONTACT, settle_s=0.2)
+    contact = DoorContact(CONTACT, settle_s=0.2, pin_factory=pins)
     pin = pins.pin(CONTACT)
     pin.drive_low()
     assert contact.wait_for_close(2)
@@ -87,7 +87,7 @@ def test_inputs_door_contact_chatter_shorter_than_settle_time_is_ignored(pins) -
 
 
 def test_inputs_door_contact_bouncing_edge_counts_once_after_it_settles(pins) -> None:
-    contact = DoorContact(CONTACT, settle_s=0.05)
+    contact = DoorContact(CONTACT, settle_s=0.05, pin_factory=pins)
     pin = pins.pin(CONTACT)
     pin.drive_low()
     assert contact.wait_for_close(2)
@@ -107,7 +107,7 @@ def test_inputs_door_contact_bouncing_edge_counts_once_after_it_settles(pins) ->
 
 @pytest.mark.parametrize("cls", [ExitButton, StaffButton])
 def test_inputs_button_press_to_gnd_fires_once_despite_bounce(pins, cls: type) -> None:
-    button = cls(EXIT, settle_s=0.05)
+    button = cls(EXIT, settle_s=0.05, pin_factory=pins)
     pin = pins.pin(EXIT)
     assert pin.pull == "up" and not button.is_pressed
     fired, fired_event = recorder(button, "when_pressed", "when_released")

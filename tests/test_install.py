@@ -365,9 +365,9 @@ def test_second_run_changes_nothing_and_says_so(rig: Rig):
     assert_ok(proc)
     assert changing_calls(calls) == []
     assert not called(calls, "useradd") and not called(calls, "systemctl", "restart")
-    step_lines = [l for l in proc.stdout.splitlines() if re.search(r"\s(ok|changed) \(", l)]
+    step_lines = [ln for ln in proc.stdout.splitlines() if re.search(r"\s(ok|changed) \(", ln)]
     assert len(step_lines) >= 10
-    assert all(" ok (" in l for l in step_lines), proc.stdout
+    assert all(" ok (" in ln for ln in step_lines), proc.stdout
     assert "done: nothing changed" in proc.stdout
     after = {p: p.read_bytes() for p in rig.root.rglob("*") if p.is_file()}
     assert after == before

@@ -14,9 +14,9 @@ from gpiozero.pins.mock import MockFactory
 
 from gate.errors import JournalError
 from gate.journal import Journal
-from conftest import journal_events
-from gatehelpers import ALICE, events_where, running_gate, setup_config, states, wait_until
-from journalfull import fill_journal, unfill_journal
+from tests.support.daemon import journal_events
+from tests.support.gatehelpers import ALICE, events_where, running_gate, setup_config, states, wait_until
+from tests.support.journalfull import fill_journal, unfill_journal
 
 RELAY, EXIT = 17, 6
 

@@ -6,8 +6,13 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from conftest import run_gate
-from gatehelpers import (
+from gpiozero.pins.mock import MockFactory
+
+from gate.journal import Journal
+from gate.verify.credentials import LIST, CredentialStore, hash_code
+from gate.verify.listwatch import ListWatcher
+from tests.support.daemon import run_gate
+from tests.support.gatehelpers import (
     ALICE,
     events_where,
     running_gate,
@@ -15,11 +20,6 @@ from gatehelpers import (
     wait_event,
     wait_until,
 )
-from gpiozero.pins.mock import MockFactory
-
-from gate.journal import Journal
-from gate.verify.credentials import LIST, CredentialStore, hash_code
-from gate.verify.listwatch import ListWatcher
 
 GOOD = "code,label,valid_from,valid_until\nOLD-1,Old,,2099-12-31\n"
 MISSPELT = "code,label,valid_from,valid_till\nNEW-1,New,,2000-01-01\n"
@@ -50,7 +50,7 @@ def test_listwatch_refused_reload_keeps_the_list_journals_and_shows_a_fault(tmp_
             watcher.trigger()
             assert changed.wait(10), "no fault reported"
             assert faults[-1] is True
-            wait_until(lambda: len(list_errors()) == n, what=f"list_error {n}")
+            wait_until(lambda n=n: len(list_errors()) == n, what=f"list_error {n}")
             assert store.lookup(hash_code("OLD-1"), LIST) is not None
             assert store.lookup(hash_code("NEW-1"), LIST) is None
         errors = list_errors()

@@ -11,8 +11,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from conftest import gate_config, journal_events, run_gate, write_allowlist
-from gatehelpers import (
+from gpiozero.pins.mock import MockFactory
+
+from gate.verify import Decision, VerifierChain
+from gate.verify.credentials import hash_code
+from gate.verify.lockout import Lockout, LockoutRule
+from tests.support.daemon import gate_config, journal_events, run_gate, write_allowlist
+from tests.support.gatehelpers import (
     events_where,
     running_gate,
     setup_config,
@@ -20,12 +25,7 @@ from gatehelpers import (
     wait_event,
     wait_until,
 )
-from gpiozero.pins.mock import MockFactory
-from qrimages import write_frames
-
-from gate.verify import Decision, VerifierChain
-from gate.verify.credentials import hash_code
-from gate.verify.lockout import Lockout, LockoutRule
+from tests.support.qrimages import write_frames
 
 RULE = LockoutRule(max_denials=3, window_s=10.0, cooldown_s=30.0)
 DENY = Decision(verdict="deny", reason="unknown", source="none")

@@ -9,7 +9,13 @@ from zoneinfo import ZoneInfo
 
 import cbor2
 import pytest
-from passhelpers import (
+
+from gate.passes import code_at, issue, pass_secret
+from gate.passes.rotation import STEP_S
+from gate.verify import StoreVerifier, VerifierChain
+from gate.verify.credentials import LIST, CredentialStore
+from gate.verify.passes import PassDecision
+from tests.support.passhelpers import (
     BERLIN,
     DAY,
     OTHER,
@@ -25,12 +31,6 @@ from passhelpers import (
     text_of,
     verifier,
 )
-
-from gate.passes import code_at, issue, pass_secret
-from gate.passes.rotation import STEP_S
-from gate.verify import StoreVerifier, VerifierChain
-from gate.verify.credentials import LIST, CredentialStore
-from gate.verify.passes import PassDecision
 
 
 def reason(tmp_path: Path, text: str, now: float = T, **kw: object) -> str:

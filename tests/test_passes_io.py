@@ -9,19 +9,6 @@ import threading
 from pathlib import Path
 
 import pytest
-from passhelpers import (
-    OTHER,
-    SIGNER,
-    SITE_KEY,
-    T,
-    Window,
-    claims,
-    cose,
-    pass_key,
-    text_of,
-    verifier,
-)
-from qrimages import qr_frame
 
 from gate.passes import (
     KeysFileError,
@@ -33,6 +20,19 @@ from gate.passes import (
     pass_secret,
 )
 from gate.scan.decode import PyzbarDecoder, ZxingDecoder
+from tests.support.passhelpers import (
+    OTHER,
+    SIGNER,
+    SITE_KEY,
+    T,
+    Window,
+    claims,
+    cose,
+    pass_key,
+    text_of,
+    verifier,
+)
+from tests.support.qrimages import qr_frame
 
 REASONS = {"bad_format", "unknown_key", "bad_signature", "expired", "not_yet_valid",
            "wrong_site", "outside_schedule", "stale_code", "revoked"}
@@ -137,7 +137,7 @@ def test_revocations_replace_is_atomic_and_cursor_survives(tmp_path: Path) -> No
     store = RevocationStore(db)
     assert store.cursor is None and store.count() == 0
     store.replace([b"a1", b"a2"], "c1")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="1..64 bytes"):
         store.replace([b"b1", "not-bytes"], "c2")  # type: ignore[list-item]
     assert store.revoked(b"a1") and not store.revoked(b"b1") and store.cursor == "c1"
     store.update([b"b1"], [b"a1"], "c3")

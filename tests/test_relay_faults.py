@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gatehelpers import ALICE, events_where, setup_config, wait_until
 from gpiozero.pins.mock import MockFactory, MockPin
 
 from gate.door.pins import claim_relay_pin
 from gate.door.relay import LOCKED, UNLOCKED, Door, Relay
 from gate.errors import RelayFault
+from tests.support.gatehelpers import ALICE, events_where, setup_config, wait_until
 
 RELAY = 17
 

@@ -15,7 +15,7 @@ import pytest
 from gpiozero.pins.mock import MockFactory, MockPin
 
 from gate.daemon import run_daemon
-from gatehelpers import events_where, setup_config, wait_event, wait_until
+from tests.support.gatehelpers import events_where, setup_config, wait_event, wait_until
 
 RELAY, CONTACT, EXIT, STAFF = 17, 5, 6, 13
 GREEN, RED, STATUS, BUZZER = 22, 23, 24, 25
@@ -115,7 +115,7 @@ def test_relay_never_blips_across_start_reload_and_stop(tmp_path: Path, restore_
 def test_relay_grant_then_reload_keeps_the_pulse_and_locks_at_stop(tmp_path: Path,
                                                                   restore_signals) -> None:
     # A grant during the run: the history is exactly one pulse, whatever the reload does.
-    from gatehelpers import ALICE
+    from tests.support.gatehelpers import ALICE
 
     config = setup_config(tmp_path, [None] * 2 + [ALICE] * 2 + [None] * 30,
                           door={"relay_active_high": False, "open_s": 0.3})
@@ -150,7 +150,7 @@ def test_relay_stays_locked_when_the_start_fails_after_claiming_it(tmp_path: Pat
 
 def test_relay_is_released_locked_when_stopped_mid_pulse(tmp_path: Path,
                                                          restore_signals) -> None:
-    from gatehelpers import ALICE
+    from tests.support.gatehelpers import ALICE
 
     config = setup_config(tmp_path, [ALICE] * 2 + [None] * 30, door={"open_s": 30.0})
     factory = RecordingFactory()

@@ -7,8 +7,8 @@ import shutil
 import signal
 from pathlib import Path
 
-from conftest import journal_events
-from gatehelpers import ALICE, setup_config, wait_until
+from tests.support.daemon import journal_events
+from tests.support.gatehelpers import ALICE, setup_config, wait_until
 
 MALFORMED: list[tuple[str, bytes]] = [
     ("huge number", b"[policy]\nmax_cache_age_s = 1" + b"0" * 400 + b"\n"),
@@ -46,9 +46,9 @@ def test_reload_malformed_config_is_refused_and_the_gate_keeps_deciding(
         else:
             config.write_bytes(good + b"\n" + content)
         gate.signal(signal.SIGHUP)
-        wait_until(lambda: len(reload_failures(state)) >= i, 20, f"reload_failed for {kind}")
+        wait_until(lambda i=i: len(reload_failures(state)) >= i, 20, f"reload_failed for {kind}")
         seen = len(journal_events(state))
-        wait_until(lambda: grants_after(state, seen) >= 1, 20, f"a grant after {kind}")
+        wait_until(lambda seen=seen: grants_after(state, seen) >= 1, 20, f"a grant after {kind}")
         if config.is_dir():
             shutil.rmtree(config)
     gate.signal(signal.SIGTERM)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from qrimages import qr_frame
 
 from gate.scan.camera import Frame
 from gate.scan.decode import Code, make_decoder
 from gate.scan.scanner import LEAVE_MIN_FRAMES, MAX_PAYLOAD_BYTES, RepeatGuard, Scanner
+from tests.support.qrimages import qr_frame
 
 S = 1_000_000_000  # ns per second
 FRAME = S // 15    # 15 fps

@@ -7,11 +7,11 @@ import logging
 from pathlib import Path
 
 import pytest
-from conftest import run_gate
-from gatehelpers import setup_config
 
 from gate.central.client import read_token
 from gate.errors import ConfigError
+from tests.support.daemon import run_gate
+from tests.support.gatehelpers import setup_config
 
 TOKEN = "t0k3n-abc.DEF_123~+/="
 

@@ -9,16 +9,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, journal_events
-from gatehelpers import ALICE, setup_config, states
 from gpiozero import DigitalOutputDevice
 from gpiozero.pins.mock import MockFactory
 from PIL import Image
-from qrimages import qr_frame, qr_modules, write_png
 
 from gate.config import load_config
 from gate.errors import GateError
 from gate.selftest import measure, modules_from_finder, run_relay_test
+from tests.support.daemon import REPO, journal_events
+from tests.support.gatehelpers import ALICE, setup_config, states
+from tests.support.qrimages import qr_frame, qr_modules, write_png
 
 RELAY = 17
 

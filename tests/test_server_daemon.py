@@ -11,13 +11,12 @@ import sys
 import time
 from pathlib import Path
 
-from badserver import BadServer, free_port_url
-from conftest import REPO, gate_config, journal_events, run_gate, write_allowlist
-from qrimages import write_frames
-
 from gate.refserver.server import ReferenceServer
 from gate.verify.credentials import SERVER, Credential, CredentialStore, hash_code
 from gate.verify.online import LAST_SYNC_KEY
+from tests.support.badserver import BadServer, free_port_url
+from tests.support.daemon import REPO, gate_config, journal_events, run_gate, write_allowlist
+from tests.support.qrimages import write_frames
 
 TOKEN = "daemon-test-token"
 ALICE, SAM = "SRV-TEST-ALICE", "SRV-TEST-SAM"

@@ -8,16 +8,16 @@ import time
 from pathlib import Path
 
 import pytest
-from badserver import BadServer, free_port_url, make_ca, make_server_cert
+
 from gate.central.client import ServerClient, ServerUnavailable
 from gate.central.sync import CredentialSync, EventUploader
-
 from gate.config import Config, PolicySection, ServerSection
 from gate.journal import Journal
 from gate.refserver.server import ReferenceServer, server_ssl_context
 from gate.verify import build_chain
 from gate.verify.credentials import SERVER, Credential, CredentialStore, hash_code
 from gate.verify.online import LAST_SYNC_KEY, OnlineVerifier
+from tests.support.badserver import BadServer, free_port_url, make_ca, make_server_cert
 
 TOKEN = "test-token-0123456789"
 TIMEOUT_S = 0.3

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-from badserver import BadServer, free_port_url
 
 from gate.central.client import ServerClient, ServerUnavailable, UploadReceipt
 from gate.central.sync import CredentialSync, EventUploader
@@ -21,6 +20,7 @@ from gate.refserver.server import ReferenceServer
 from gate.verify import build_chain
 from gate.verify.credentials import CredentialStore
 from gate.verify.online import OnlineVerifier
+from tests.support.badserver import BadServer, free_port_url
 
 TOKEN = "test-token-0123456789"
 TIMEOUT_S = 0.3

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, run_gate
 from gate.journal import utc_now
-from gate.status import (STALE_AFTER_S, FrameRate, StatusWriter, assess, format_status,
-                         read_status, write_atomic)
-from gatehelpers import ALICE, UNKNOWN, setup_config, wait_until
+from gate.status import STALE_AFTER_S, FrameRate, StatusWriter, assess, format_status, read_status, write_atomic
+from tests.support.daemon import REPO, run_gate
+from tests.support.gatehelpers import ALICE, UNKNOWN, setup_config, wait_until
 
 
 def gate_status(config: Path, *args: str) -> subprocess.CompletedProcess[str]:

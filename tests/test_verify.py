@@ -42,7 +42,7 @@ def test_judge_carries_the_credential_id_and_source() -> None:
 
 
 def test_decision_refuses_an_unknown_verdict() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown verdict"):
         Decision(verdict="open", reason="ok", source="list")  # type: ignore[arg-type]
 
 

@@ -22,8 +22,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from .commands import Command, Refused, ReplayGuard, parse_command
-from .discovery import (JAMMED, LOCKED, OFFLINE, ONLINE, UNLOCKED, Topics,
-                        discovery_messages)
+from .discovery import JAMMED, LOCKED, OFFLINE, ONLINE, UNLOCKED, Topics, discovery_messages
 
 log = logging.getLogger(__name__)
 

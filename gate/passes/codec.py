@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from pycose.algorithms import EdDSA
 from pycose.headers import KID, Algorithm
-from pycose.keys.okp import OKPKey
 from pycose.keys.curves import Ed25519
+from pycose.keys.okp import OKPKey
 from pycose.messages.sign1message import Sign1Message
 
 from .claims import Claims, encode_claims, parse_claims

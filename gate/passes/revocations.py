@@ -62,8 +62,8 @@ class RevocationStore:
         """A delta sync: add and remove ids and move the cursor, all or nothing."""
         self._write(None, revoked, unrevoked, cursor)
 
-    def _write(self, prepare: Callable[[sqlite3.Connection], object] | None, add: Iterable[bytes], remove: Iterable[bytes],
-               cursor: str) -> None:
+    def _write(self, prepare: Callable[[sqlite3.Connection], object] | None, add: Iterable[bytes],
+               remove: Iterable[bytes], cursor: str) -> None:
         with self._write_lock:
             conn = self._writer
             conn.execute("BEGIN IMMEDIATE")

@@ -42,7 +42,7 @@ class HttpError(Exception):
 
 def make_etag(gate: str, cursor: str, since: str | None) -> str:
     """The ETag of a credentials answer: the same (gate, cursor, since) always gets the same body."""
-    digest = hashlib.sha256(f"{gate}\n{cursor}\n{since or ''}".encode("utf-8")).hexdigest()
+    digest = hashlib.sha256(f"{gate}\n{cursor}\n{since or ''}".encode()).hexdigest()
     return f'"{digest[:32]}"'
 
 

@@ -71,7 +71,7 @@ class ZxingDecoder:
         try:
             import zxingcpp
         except ImportError as exc:
-            raise DecoderUnavailable(f"zxing-cpp is not installed: pip install zxing-cpp ({exc})")
+            raise DecoderUnavailable(f"zxing-cpp is not installed: pip install zxing-cpp ({exc})") from exc
         self._zx = zxingcpp
         self._formats = qr_formats(zxingcpp)
         self.rescue: SecondChance | None = (

@@ -14,9 +14,10 @@ interest are read again, each cropped, Wiener-deconvolved and upscaled 2x bicubi
 
 A restored crop is read by the same decoder, which returns only symbols whose Reed-Solomon
 error correction checks out, and only QR Code model 2 (see decode.py): no wrong payload in
-the benchmark's runs, stress run included. Measured on bench/second_chance.py: hard+medium frames at 640x480 go from 65% to
-90% read. On a frame with no code the texture measure costs about 0.3 ms at 640x480 (a raw
-decode of such a frame 0.4-1.5 ms), and a region is read again on a few percent of them.
+the benchmark's runs, stress run included. Measured on bench/second_chance.py: hard+medium
+frames at 640x480 go from 65% to 90% read. On a frame with no code the texture measure costs
+about 0.3 ms at 640x480 (a raw decode of such a frame 0.4-1.5 ms), and a region is read again
+on a few percent of them.
 
 Only numpy and Pillow here; the reading itself is a callable the decoder passes in.
 """

@@ -77,7 +77,7 @@ def _b32(raw: bytes) -> str:
 
 
 def _derive(secret: bytes, purpose: str, pass_id: str, size: int) -> bytes:
-    return hmac.new(secret, f"{purpose}\x00{pass_id}".encode("utf-8"), hashlib.sha256).digest()[:size]
+    return hmac.new(secret, f"{purpose}\x00{pass_id}".encode(), hashlib.sha256).digest()[:size]
 
 
 def pass_code(secret: bytes, pass_id: str) -> str:

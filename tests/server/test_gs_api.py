@@ -13,8 +13,7 @@ from sqlalchemy import select
 
 from gate_server.core.config import RateLimit
 from gate_server.db.models import Event, Gate, Pass
-
-from .conftest import T0, Server, make_server
+from tests.support.server import T0, Server, make_server
 
 AT = "2026-03-01T12:00:00Z"
 

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
 from sqlalchemy import create_engine, text
 

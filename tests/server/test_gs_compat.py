@@ -15,8 +15,7 @@ from gate.config import ServerSection
 from gate.journal import Journal
 from gate.verify.credentials import SERVER, CredentialStore
 from gate.verify.online import OnlineVerifier
-
-from .conftest import Running
+from tests.support.server import Running
 
 STATUS = {"green": "grant", "yellow": "staff", "red": "deny", "black": "deny"}
 

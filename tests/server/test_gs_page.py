@@ -7,8 +7,7 @@ from typing import Any
 
 from gate_server.core import security
 from gate_server.web.routes import qr_svg
-
-from .conftest import T0, Server
+from tests.support.server import T0, Server
 
 
 def page(client: Any, server: Server, pass_id: str) -> Any:

@@ -14,8 +14,7 @@ from gate_server.core import security
 from gate_server.db.models import Admin, Event, Gate, Pass, WebSession
 from gate_server.services import admin
 from gate_server.web.routes import qr_svg
-
-from .conftest import T0, Server
+from tests.support.server import T0, Server
 
 with warnings.catch_warnings():  # Starlette 1.10 wants httpx2; httpx works (see conftest)
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -194,7 +193,7 @@ def test_gs_web_holder_label_with_html_is_shown_as_text(server: Server) -> None:
     with server.session() as s:
         s.add(Event(event_id="e1", gate_id="gate-1", at="2026-03-01T12:00:00Z",
                     kind="decision", received_at=T0,
-                    body='{"verdict": "grant", "label": "%s"}' % HOSTILE.replace('"', '\\"')))
+                    body='{"verdict": "grant", "label": "' + HOSTILE.replace('"', '\\"') + '"}'))
     for path in ("/admin/passes", location, f"{location}/print", "/admin/events",
                  "/admin/events/rows"):
         text = c.get(path).text

@@ -12,8 +12,8 @@ from alembic import command
 from sqlalchemy import create_engine, inspect, text
 
 from gate_server.db.session import _alembic_config
+from tests.support.server import counter
 
-from .conftest import _counter
 from .pg import PG_BIN, PgCluster
 
 
@@ -24,7 +24,7 @@ def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     cluster: PgCluster | None = request.getfixturevalue("pg_cluster")
     if cluster is None:
         pytest.skip(f"PostgreSQL not installed ({PG_BIN}); CI sets GATE_REQUIRE_PG=1")
-    return cluster.create_db(f"m{os.getpid()}_{next(_counter)}")
+    return cluster.create_db(f"m{os.getpid()}_{next(counter)}")
 
 
 def test_gs_web_migration_0002_keeps_existing_admins_as_admin(empty_db: str) -> None:

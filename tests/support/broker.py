@@ -19,7 +19,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from conftest import REPO
+from tests.support.daemon import REPO
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 ACL = REPO / "config" / "mosquitto" / "gate.acl"

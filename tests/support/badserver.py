@@ -208,7 +208,7 @@ class BadServer:
         except OSError:
             pass
 
-    def __enter__(self) -> "BadServer":
+    def __enter__(self) -> BadServer:
         self._thread.start()
         return self
 

@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from conftest import gate_config, journal_events, write_allowlist
-from qrimages import write_frames
+from tests.support.daemon import gate_config, journal_events, write_allowlist
+from tests.support.qrimages import write_frames
 
 ALICE, STAFFER, UNKNOWN = "GATE-TEST-ALICE-1", "GATE-TEST-CHECK-ME", "GATE-TEST-NOBODY-7"
 ROWS = [f"{ALICE},Alice,2020-01-01,2099-12-31"]
