@@ -100,10 +100,24 @@ def test_files_source_paces_frames_at_fps(tmp_path: Path) -> None:
     for i in range(4):
         grey_png(tmp_path / f"f{i}.png", i)
     fps = 25
-    src = FileFrameSource(tmp_path, fps=fps)
+    now = [10**9]
+    waits: list[float] = []
+
+    def wait(seconds: float) -> bool:  # a fake sleep: moves the fake clock, never stopped
+        waits.append(seconds)
+        now[0] += round(seconds * 1e9)
+        return False
+
+    src = FileFrameSource(tmp_path, fps=fps, loop=True, clock_ns=lambda: now[0], wait=wait)
     stamps = [f.ts_ns for f in (src.read() for _ in range(4)) if f]
-    gaps = np.diff(stamps) / 1e9
-    assert all(g >= 0.9 / fps for g in gaps), gaps  # never faster than asked
+    assert np.diff(stamps).tolist() == [10**9 // fps] * 3  # exactly the frame interval
+    assert waits == pytest.approx([1 / fps] * 3)  # it waited for each, never the first
+    now[0] += 5 * 10**9  # a stall (slow decoding): no burst of frames to catch up after it
+    waits.clear()
+    after = [f.ts_ns for f in (src.read() for _ in range(4)) if f]
+    # the frame due during the stall comes at once, then the pace is kept again
+    assert np.diff(after).tolist() == [0, 10**9 // fps, 10**9 // fps]
+    assert waits == pytest.approx([1 / fps] * 2)
 
 
 def test_files_source_stop_event_interrupts_the_pacing_wait(tmp_path: Path) -> None:

@@ -22,16 +22,17 @@ WAIT = 5.0  # how long a test waits for something that should happen well before
 class Changes:
     """on_change recorder: the states in order, when each came, and events to wait on."""
 
-    def __init__(self, fail: bool = False) -> None:
+    def __init__(self, fail: bool = False, clock: Any = time.monotonic) -> None:
         self.states: list[str] = []
         self.times: list[float] = []
         self.fail = fail
+        self.clock = clock
         self._cond = threading.Condition()
 
     def __call__(self, state: str) -> None:
         with self._cond:
             self.states.append(state)
-            self.times.append(time.monotonic())
+            self.times.append(self.clock())
             self._cond.notify_all()
         if self.fail:
             raise RuntimeError("journal is on fire")
@@ -45,10 +46,25 @@ def levels(pin: Any) -> list[bool]:
     return [s.state for s in pin.states]
 
 
+class FakeClock:
+    """Monotonic seconds that move only when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def make_door(pins: MockFactory, active_high: bool = True, pin: int = 17,
-              on_change: Any = None) -> tuple[Door, Any]:
+              on_change: Any = None, clock: Any = time.monotonic) -> tuple[Door, Any]:
     relay = Relay(pin, active_high=active_high, pin_factory=pins)
-    return Door(relay, on_change=on_change), pins.pin(pin)
+    return Door(relay, on_change=on_change, clock=clock), pins.pin(pin)
+
+
+def advance(door: Door, clock: FakeClock, seconds: float) -> None:
+    clock.now += seconds
+    door.poll()
 
 
 @pytest.mark.parametrize("active_high", [True, False])
@@ -99,18 +115,19 @@ def test_door_locks_a_relay_that_was_left_on(pins: MockFactory) -> None:
 @pytest.mark.parametrize("active_high", [True, False])
 def test_door_release_unlocks_then_locks_after_open_s(pins: MockFactory,
                                                       active_high: bool) -> None:
-    changes = Changes()
-    door, pin = make_door(pins, active_high, on_change=changes)
+    clock = FakeClock()
+    changes = Changes(clock=clock)
+    door, pin = make_door(pins, active_high, on_change=changes, clock=clock)
     locked_level, released_level = (not active_high), active_high
     pin.clear_states()
     try:
-        started = time.monotonic()
         door.release(0.2)
         assert door.is_unlocked and pin.state is released_level
         assert changes.states == [UNLOCKED]
-        assert changes.wait_for(2), "the relay never locked again"
+        advance(door, clock, 0.199)
+        assert door.is_unlocked, "locked before open_s"
+        advance(door, clock, 0.002)
         assert changes.states == [UNLOCKED, LOCKED]
-        assert changes.times[1] - started >= 0.2 * 0.95, "locked before open_s"
         assert pin.state is locked_level and not door.is_unlocked
         pin.assert_states([locked_level, released_level, locked_level])
         assert len(pin.states) == 3
@@ -119,19 +136,18 @@ def test_door_release_unlocks_then_locks_after_open_s(pins: MockFactory,
 
 
 def test_door_release_while_open_extends_the_pulse(pins: MockFactory) -> None:
-    changes = Changes()
-    door, pin = make_door(pins, on_change=changes)
+    clock = FakeClock()
+    changes = Changes(clock=clock)
+    door, pin = make_door(pins, on_change=changes, clock=clock)
     pin.clear_states()
     try:
         door.release(0.3)
-        first_deadline = time.monotonic() + 0.3
-        time.sleep(0.1)
-        second = time.monotonic()
-        door.release(0.5)  # a second grant while the door is open
-        assert changes.wait_for(2)
-        assert changes.states == [UNLOCKED, LOCKED], "no relock in between"
-        assert changes.times[1] >= second + 0.5 * 0.95
-        assert changes.times[1] > first_deadline
+        advance(door, clock, 0.1)
+        door.release(0.5)  # a second grant while the door is open: locks at 0.6, not 0.3
+        advance(door, clock, 0.499)
+        assert changes.states == [UNLOCKED], "no relock in between"
+        advance(door, clock, 0.002)
+        assert changes.states == [UNLOCKED, LOCKED]
         pin.assert_states([False, True, False])
         assert len(pin.states) == 3
     finally:
@@ -139,14 +155,16 @@ def test_door_release_while_open_extends_the_pulse(pins: MockFactory) -> None:
 
 
 def test_door_shorter_release_while_open_does_not_cut_the_pulse(pins: MockFactory) -> None:
-    changes = Changes()
-    door, _pin = make_door(pins, on_change=changes)
+    clock = FakeClock()
+    changes = Changes(clock=clock)
+    door, _pin = make_door(pins, on_change=changes, clock=clock)
     try:
-        started = time.monotonic()
         door.release(0.4)
         door.release(0.01)
-        assert changes.wait_for(2)
-        assert changes.times[1] - started >= 0.4 * 0.95
+        advance(door, clock, 0.399)
+        assert changes.states == [UNLOCKED]
+        advance(door, clock, 0.002)
+        assert changes.states == [UNLOCKED, LOCKED]
     finally:
         door.close()
 

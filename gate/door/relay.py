@@ -63,8 +63,10 @@ class Door:
     """
 
     def __init__(self, relay: Relay, on_change: Callable[[str], None] | None = None,
-                 on_fault: FaultCallback | None = None) -> None:
+                 on_fault: FaultCallback | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.relay = relay
+        self.clock = clock  # monotonic seconds; tests inject a fake and call poll()
         self.on_change = on_change or (lambda state: None)
         self.on_fault = on_fault or (lambda detail, recovered: None)
         self.failed: str | None = None  # why the relay could not be locked; None = fine
@@ -88,7 +90,7 @@ class Door:
                 return
             if self.failed is not None:
                 raise RelayFault(f"relay failed, not releasing: {self.failed}")
-            deadline = time.monotonic() + open_s
+            deadline = self.clock() + open_s
             if self._deadline is None or deadline > self._deadline:
                 self._deadline = deadline
             if not self.relay.is_active:
@@ -137,7 +139,7 @@ class Door:
         try:
             self._drive_off()
         except RelayFault:
-            self._deadline = time.monotonic() + RELOCK_INTERVAL_S
+            self._deadline = self.clock() + RELOCK_INTERVAL_S
             raise
         self._deadline = None
         if was_unlocked:
@@ -178,17 +180,33 @@ class Door:
         except Exception:  # a journal failure must never leave the relay in a wrong state
             log.exception("door: recording relay change %s failed", state)
 
+    def poll(self) -> None:
+        """Lock now if the pulse is over by `clock`. The timer thread does this by itself; a
+        test that moved a fake clock calls it to have it done before it looks."""
+        with self._cond:
+            self._lock_if_due()
+            self._cond.notify()
+
+    def _lock_if_due(self) -> float | None:
+        """Lock if the deadline has passed; the seconds still to wait otherwise (None: no
+        deadline)."""
+        if self._deadline is None or self._closed:
+            return None
+        remaining = self._deadline - self.clock()
+        if remaining > 0:
+            return remaining
+        try:
+            self._lock_now()
+        except Exception:  # keep the timer alive: it tries again (deadline kept)
+            log.exception("door: locking the relay failed")
+        return None if self._deadline is None else 0.0
+
     def _run(self) -> None:
         with self._cond:
             while not self._closed:
                 if self._deadline is None:
                     self._cond.wait()
                     continue
-                remaining = self._deadline - time.monotonic()
-                if remaining > 0:
+                remaining = self._lock_if_due()
+                if remaining:
                     self._cond.wait(remaining)
-                    continue
-                try:
-                    self._lock_now()
-                except Exception:  # keep the timer alive: it tries again (deadline kept)
-                    log.exception("door: locking the relay failed")

@@ -6,6 +6,7 @@ import glob
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -46,25 +47,30 @@ class FileFrameSource:
     """Replays PNG/JPEG files as camera frames, paced at `fps` (the simulated camera)."""
 
     def __init__(self, pattern: str | Path, fps: float, loop: bool = False,
-                 stop: threading.Event | None = None) -> None:
+                 stop: threading.Event | None = None,
+                 clock_ns: Callable[[], int] = time.monotonic_ns,
+                 wait: Callable[[float], bool] | None = None) -> None:
         self.paths = resolve_image_paths(pattern)
         self.interval_ns = int(1e9 / fps)
         self.loop = loop
         self._stop = stop or threading.Event()
+        # Injectable so tests can check pacing on a fake clock: wait(s) -> True when stopped.
+        self._clock_ns = clock_ns
+        self._wait = wait or self._stop.wait
         self._cache: dict[Path, np.ndarray] = {}
         self._index = 0
         self._seq = 0
-        self._next_ns = time.monotonic_ns()
+        self._next_ns = clock_ns()
 
     def read(self) -> Frame | None:
         if self._index >= len(self.paths):
             if not self.loop:
                 return None
             self._index = 0
-        delay = (self._next_ns - time.monotonic_ns()) / 1e9
-        if delay > 0 and self._stop.wait(delay):
+        delay = (self._next_ns - self._clock_ns()) / 1e9
+        if delay > 0 and self._wait(delay):
             return None
-        self._next_ns = max(self._next_ns + self.interval_ns, time.monotonic_ns())
+        self._next_ns = max(self._next_ns + self.interval_ns, self._clock_ns())
         path = self.paths[self._index]
         self._index += 1
         luma = self._cache.get(path)
@@ -73,7 +79,7 @@ class FileFrameSource:
             if self.loop:  # replaying the same files: decode each once
                 self._cache[path] = luma
         self._seq += 1
-        return Frame(luma=luma, ts_ns=time.monotonic_ns(), seq=self._seq)
+        return Frame(luma=luma, ts_ns=self._clock_ns(), seq=self._seq)
 
     def close(self) -> None:
         self._cache.clear()
