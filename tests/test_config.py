@@ -340,6 +340,7 @@ def check_parse(raw: dict[str, Any], path: Path) -> None:
             assert not isinstance(v, float) or math.isfinite(v), (section, key, v)
 
 
+@pytest.mark.slow
 def test_config_every_key_with_every_nasty_value_gives_a_config_error(tmp_path: Path) -> None:
     path = tmp_path / "gate.toml"
     server = {"url": "https://x"}
@@ -350,6 +351,7 @@ def test_config_every_key_with_every_nasty_value_gives_a_config_error(tmp_path: 
             check_parse(base, path)
 
 
+@pytest.mark.slow
 def test_config_loader_only_ever_raises_config_error_hypothesis(tmp_path: Path) -> None:
     """Property: whatever the parsed TOML holds (any section, key and value of any TOML type,
     nested), parse_config returns a usable Config or raises ConfigError, nothing else."""
@@ -383,6 +385,7 @@ def test_config_loader_only_ever_raises_config_error_hypothesis(tmp_path: Path) 
     check()
 
 
+@pytest.mark.slow
 def test_config_loader_only_ever_raises_config_error_on_mutated_bytes(tmp_path: Path) -> None:
     """Seeded byte mutations of the example config through load_config: ConfigError or a
     Config, never a traceback."""

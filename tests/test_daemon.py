@@ -8,8 +8,12 @@ import socket
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
 from tests.support.daemon import REPO, gate_config, journal_events, run_gate, write_allowlist
 from tests.support.qrimages import write_frames
+
+pytestmark = pytest.mark.slow  # gate run end to end as a subprocess
 
 ALICE, BOB, UNKNOWN = "GATE-TEST-ALICE-1", "GATE-TEST-BOB-EXPIRED", "GATE-TEST-NOBODY-7"
 ROWS = [f"{ALICE},Alice,2020-01-01,2099-12-31", f"{BOB},Bob,2020-01-01,2020-12-31"]

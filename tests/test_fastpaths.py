@@ -99,6 +99,7 @@ def test_zxing_reads_qr_model_2_only_never_micro_qr() -> None:
 
 # -- second chance ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_second_chance_reads_hard_frames_the_raw_pass_misses() -> None:
     raw, rescuing = ZxingDecoder(second_chance=False), ZxingDecoder()
     missed = [(y, p) for y, p in hard_frames() if p not in texts(raw.decode(y))]
@@ -177,6 +178,7 @@ def test_last_sighting_is_forgotten_after_decodes_that_read_nothing() -> None:
 
 # -- idle skip -------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_idle_skip_presents_the_same_codes_in_the_same_frames_as_decoding_every_frame() -> None:
     frames, payloads = day()
     every = Scanner(make_decoder("zxing"), repeat_guard_s=3.0, leave_s=0.5)
@@ -343,6 +345,7 @@ def gate_decisions(tmp_path: Path, lumas: list[np.ndarray], payloads: list[str],
     return [(e["verdict"], e["label"]) for e in events if e["kind"] == "decision"], counters
 
 
+@pytest.mark.slow
 def test_daemon_decisions_are_the_same_with_and_without_each_fast_path(tmp_path: Path) -> None:
     frames, payloads = day()
     base, plain = gate_decisions(tmp_path, frames, payloads, idle_skip=False, second_chance=False)
@@ -354,6 +357,7 @@ def test_daemon_decisions_are_the_same_with_and_without_each_fast_path(tmp_path:
         assert (counters["skipped"] > 0) == keys.get("idle_skip", True)
 
 
+@pytest.mark.slow
 def test_daemon_code_held_in_identical_frames_opens_the_door_once(tmp_path: Path) -> None:
     """`gate run` on the files camera replaying identical PNGs (a perfectly still scene): the
     held code is skipped on most frames and leave_s (0.15 s) is shorter than the gap between

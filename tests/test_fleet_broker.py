@@ -17,8 +17,9 @@ from tests.support.badserver import make_ca, make_server_cert
 from tests.support.broker import USERS, Watcher, free_port, fresh, running_broker
 from tests.support.gatehelpers import events_where, setup_config, wait_event, wait_until
 
-pytestmark = pytest.mark.skipif(shutil.which("mosquitto_passwd") is None,
-                                reason="needs Debian's mosquitto")
+pytestmark = [pytest.mark.skipif(shutil.which("mosquitto_passwd") is None,
+                                 reason="needs Debian's mosquitto"),
+              pytest.mark.slow]  # a real mosquitto broker and gate run subprocesses
 
 ALICE = "GATE-TEST-ALICE-1"
 

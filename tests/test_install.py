@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # each test runs install.sh end to end in a sandbox
+
 REPO = Path(__file__).resolve().parent.parent
 INSTALL_SH = REPO / "systemd" / "install.sh"
 UNIT = REPO / "systemd" / "gate.service"

@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pytest
 from gpiozero.pins.mock import MockFactory
 
 from gate.verify import Decision, VerifierChain
@@ -160,6 +161,7 @@ class VerifyServer:
         self.httpd.server_close()
 
 
+@pytest.mark.slow
 def test_lockout_daemon_locks_out_a_flood_of_unknown_codes_without_asking_the_server(
         tmp_path: Path) -> None:
     codes = [f"GUESS-{i:04d}" for i in range(12)]

@@ -465,6 +465,7 @@ def test_cli_token_creates_a_private_file_once(tmp_path):
     assert token not in result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_cli_enrol_revoke_list_events(tmp_path):
     db = str(tmp_path / "ref.db")
     enrolled = cli("enrol", "--db", db, "CLI-CODE-1", "--label", "Dana", "--status", "yellow",
@@ -514,6 +515,7 @@ def test_cli_refuses_a_time_without_timezone(tmp_path):
     assert result.returncode == 2 and "timezone" in result.stderr
 
 
+@pytest.mark.slow
 def test_cli_serve_answers_and_stops_on_sigterm(tmp_path):
     db, token_file = tmp_path / "ref.db", tmp_path / "token"
     assert cli("token", "--token-file", str(token_file)).returncode == 0

@@ -7,6 +7,8 @@ import shutil
 import signal
 from pathlib import Path
 
+import pytest
+
 from tests.support.daemon import journal_events
 from tests.support.gatehelpers import ALICE, setup_config, wait_until
 
@@ -30,6 +32,7 @@ def grants_after(state: Path, seq: int) -> int:
     return sum(1 for e in journal_events(state)[seq:] if e.get("verdict") == "grant")
 
 
+@pytest.mark.slow
 def test_reload_malformed_config_is_refused_and_the_gate_keeps_deciding(
         tmp_path: Path, gate_process) -> None:
     config = setup_config(tmp_path, [None] * 2 + [ALICE] * 2 + [None] * 6,

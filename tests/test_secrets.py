@@ -76,6 +76,7 @@ def test_token_directory_and_missing_file_are_config_errors(tmp_path: Path) -> N
         read_token(tmp_path / "absent")
 
 
+@pytest.mark.slow
 def test_token_group_writable_makes_gate_run_exit_2_naming_file_and_mode(tmp_path: Path) -> None:
     path = token_file(tmp_path, mode=0o664)
     config = setup_config(tmp_path, server={"url": "http://127.0.0.1:9", "token_file": str(path)})

@@ -11,12 +11,16 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from gate.refserver.server import ReferenceServer
 from gate.verify.credentials import SERVER, Credential, CredentialStore, hash_code
 from gate.verify.online import LAST_SYNC_KEY
 from tests.support.badserver import BadServer, free_port_url
 from tests.support.daemon import REPO, gate_config, journal_events, run_gate, write_allowlist
 from tests.support.qrimages import write_frames
+
+pytestmark = pytest.mark.slow  # gate run subprocesses against servers, kill -9
 
 TOKEN = "daemon-test-token"
 ALICE, SAM = "SRV-TEST-ALICE", "SRV-TEST-SAM"

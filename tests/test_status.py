@@ -141,6 +141,7 @@ def test_status_daemon_writes_decision_and_door_and_stopped_never_a_code(tmp_pat
     assert out["state"] == "stopped" and out["running"] is False
 
 
+@pytest.mark.slow
 def test_status_of_a_running_daemon_for_scripts_and_people(tmp_path: Path, gate_process) -> None:
     config = setup_config(tmp_path, [None] * 2 + [ALICE] * 2 + [None] * 12,
                           door={"open_s": 0.2})

@@ -52,16 +52,19 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, migrated database (copied from a template: migrations run once per session)."""
     if request.param == "sqlite":
         template: Path = request.getfixturevalue("sqlite_template")
         shutil.copy(template, tmp_path / "gs.db")
-        return f"sqlite:///{tmp_path / 'gs.db'}"
+        yield f"sqlite:///{tmp_path / 'gs.db'}"
+        return
     cluster: PgCluster | None = request.getfixturevalue("pg_cluster")
     if cluster is None:
         pytest.skip(f"PostgreSQL not installed ({PG_BIN}); CI sets GATE_REQUIRE_PG=1")
-    return cluster.create_db(f"t{os.getpid()}_{next(counter)}", template="gs_template")
+    name = f"t{os.getpid()}_{next(counter)}"
+    yield cluster.create_db(name, template="gs_template")
+    cluster.drop_db(name)
 
 
 @pytest.fixture

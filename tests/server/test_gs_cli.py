@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 from sqlalchemy import create_engine, text
 
@@ -131,6 +132,7 @@ def test_gs_cli_admin_password_is_stored_as_argon2(db_url: str, tmp_path: Path,
     assert rc == 2 and "--password-file" in err
 
 
+@pytest.mark.slow
 def test_gs_cli_serve_answers_on_loopback_and_stops_on_sigterm(db_url: str, tmp_path: Path,
                                                                capsys: Any) -> None:
     secret = tmp_path / "secret"
