@@ -409,8 +409,8 @@ def test_config_loader_only_ever_raises_config_error_on_mutated_bytes(tmp_path: 
         path.write_bytes(bytes(data))
         try:
             load_config(path)
-        except ConfigError:
-            pass
+        except ConfigError as exc:  # a clear error: every problem names the file
+            assert exc.problems and all(str(path) in p for p in exc.problems)  # noqa: PT017
 
 
 # -- paths ----------------------------------------------------------------------------------

@@ -286,12 +286,15 @@ def test_indicators_without_pins_do_nothing_and_do_not_crash(pins: MockFactory) 
     for verdict in ("grant", "deny", "staff", "something-new"):
         ind.show(verdict, 1.0)
     ind.close()
+    assert pins.pins == {}  # no pin was ever claimed
 
 
 def test_indicators_close_releases_their_pins(pins: MockFactory) -> None:
     ind = Indicators(granted_pin=22, denied_pin=23, buzzer_pin=24, pin_factory=pins)
     ind.show("staff", 1.0)
+    assert sum(map(len, pins._reservations.values())) == 3
     ind.close()
+    assert sum(map(len, pins._reservations.values())) == 0
     # the pins are free again: claiming them does not raise GPIOPinInUse
     again = Indicators(granted_pin=22, denied_pin=23, buzzer_pin=24, pin_factory=pins)
     again.close()
