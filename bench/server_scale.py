@@ -26,8 +26,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.server_fleet import (Fleet, GateState, change_passes, insert_events, seed_fleet,
-                                site_state)
+from bench.server_fleet import Fleet, GateState, change_passes, insert_events, seed_fleet, site_state
 from tests.server.pg import PgCluster, free_port
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -147,7 +146,7 @@ async def run_load(fleet: Fleet, urls: list[str], duration: float, warmup: float
                                          json={"gate": g.id, "events": [g.next_event()]}) as r:
                         await r.read()
                         status = r.status
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 stats.errors += 1
                 return
             done = time.monotonic() - t0
@@ -231,7 +230,8 @@ def measure_sync(cluster: PgCluster, fleet_args: argparse.Namespace, sizes: list
             g = fleet.gates[0]
             auth = {"Authorization": "Bearer " + g.token}
 
-            def get(since: str | None) -> tuple[float, int]:
+            def get(since: str | None, servers: Servers = servers,
+                    auth: dict[str, str] = auth) -> tuple[float, int]:
                 times, n = [], 0
                 for _ in range(3):
                     t = time.perf_counter()

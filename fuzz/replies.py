@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from fuzz.common import Result, progress, report, rng_for, timed_result
-from fuzz.junkserver import JunkServer, Reply
+from fuzz.junkserver import JunkServer
 from fuzz.malform import (
     credentials_reply,
     dumps,

@@ -179,7 +179,7 @@ def test_enrol_rejects_bad_input(server):
         server.enrol("X", label="x", valid_from=T0, valid_until=T0)
     with pytest.raises(ValueError, match="status"):
         server.enrol("X", label="x", status="blue")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="64 hexadecimal"):
         server.enrol(code_sha256="not-hex", label="x")
     assert server.credentials() == []
 

@@ -18,8 +18,7 @@ from gate_server.core.config import RateLimit, SettingsError
 from gate_server.core.metrics import build_metrics
 from gate_server.db.session import make_sessionmaker
 from gate_server.main import create_app
-
-from .conftest import T0, Running, Server, make_server
+from tests.support.server import T0, Running, Server, make_server
 
 TOKEN = "scrape-token-0123456789abcdef"
 AT = "2026-03-01T12:00:00Z"
