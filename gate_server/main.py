@@ -27,8 +27,8 @@ from .db.session import check_schema, make_engine, make_sessionmaker, transactio
 from .services.admin import bind_secret
 from .web import common as web_common
 from .web import manage as web_manage
-from .web import pages as web_pages
 from .web import occupancy as web_occupancy
+from .web import pages as web_pages
 from .web import routes as web
 
 log = logging.getLogger(__name__)

@@ -21,10 +21,10 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from ..core.config import OccupancySettings
 from ..core.timeutil import format_time
 from ..db.models import Gate, GateLedger, Lease, Passage, Site
 from . import events
-from ..core.config import OccupancySettings
 from .occupancy import capacity_of, count, counting, lock_site
 
 log = logging.getLogger(__name__)

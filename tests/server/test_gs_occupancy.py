@@ -17,8 +17,7 @@ from gate.occupancy import Lease as GateLease
 from gate.occupancy import LeaseLedger
 from gate_server.db.models import Event, Site
 from gate_server.services import admin, occupancy
-
-from .conftest import Server, make_server
+from tests.support.server import Server, make_server
 
 GATES = {"in-1": "in", "in-2": "in", "out-1": "out"}
 
