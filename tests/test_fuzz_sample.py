@@ -95,6 +95,7 @@ def test_fuzz_configs_only_ever_raise_config_error(config_sample: Result) -> Non
     zero(config_sample, "uncaught exceptions", "check-config crashed")
 
 
+@pytest.mark.slow
 def test_fuzz_kill_9_during_upload_and_sync_loses_and_mixes_nothing() -> None:
     result = kill.run(["upload", "sync"], trials=1, seed=SEED, rows=200)
     assert result.info["events committed locally"] > 0

@@ -9,10 +9,8 @@ import os
 import shutil
 import signal
 import stat
-import statistics
 import subprocess
 import sys
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -104,19 +102,6 @@ def test_enrolled_code_is_granted_with_label_and_open_time(server, http):
         "decision": "grant", "reason": "ok", "label": "Alice", "open_s": 6.5,
         "credential_id": cred.id}
     assert server.hits["/v1/verify"] == 1
-
-
-def test_answers_on_a_kept_alive_connection_are_fast(server, http):
-    # Headers and body in separate small writes would wait for the client's delayed ACK
-    # (about 40 ms each): a large slice of the gate's timeout budget.
-    server.enrol("FAST", label="fast")
-    verify(http, server, "FAST")
-    times = []
-    for _ in range(10):
-        start = time.perf_counter()
-        verify(http, server, "FAST")
-        times.append(time.perf_counter() - start)
-    assert statistics.median(times) < 0.025
 
 
 def test_unknown_code_is_denied(server, http):

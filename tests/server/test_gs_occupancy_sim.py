@@ -11,6 +11,7 @@ import pytest
 from bench.occupancy import HEADER, _row, run
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2])
 def test_partitions_never_exceed_capacity_and_counts_converge(seed: int,
                                                               tmp_path: Path) -> None:
