@@ -16,8 +16,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .api.routes import (credentials, events, health, occupancy, passkeys, revocations,
-                         verify)
+from .api.routes import credentials, events, health, occupancy, passkeys, revocations, verify
 from .api.routes import metrics as metrics_route
 from .core import security
 from .core.config import Settings

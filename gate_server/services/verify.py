@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-
-from zoneinfo import ZoneInfo
 
 from gate.passes import PREFIX
 from gate.verify.passes import PassDecision, PassPolicy, PassVerifier

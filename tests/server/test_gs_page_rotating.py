@@ -15,8 +15,7 @@ from gate.verify.passes import PassPolicy, PassVerifier
 from gate_server.core import security
 from gate_server.db.models import Site
 from gate_server.services import passes, signing
-
-from .conftest import T0, Running
+from tests.support.server import T0, Running
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

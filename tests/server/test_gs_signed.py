@@ -18,8 +18,8 @@ from gate.passes import KeyRing, RevocationStore, load_keys_file, parse_keys, pa
 from gate.verify.passes import PassPolicy, PassVerifier
 from gate_server.core.config import load_settings
 from gate_server.main import create_app
+from tests.support.server import Server
 
-from .conftest import Server
 from .test_gs_cli import dump, run
 
 
