@@ -17,6 +17,7 @@ from typing import Any
 from gpiozero.pins import Factory
 
 from .central.client import ServerClient, read_token
+from .central.leases import LeaseWorker, OccupancyStore
 from .central.sync import CredentialSync, EventUploader, JournalPruner
 from .clock import TrustedClock, latest_journal_time
 from .config import Config, broker_address, load_config, parse_listen
@@ -48,6 +49,7 @@ from .verify.credentials import CredentialStore
 from .verify.listwatch import ListWatcher
 from .verify.lockdown import Lockdown, LockdownChain
 from .verify.online import LAST_SYNC_KEY, OnlineVerifier
+from .verify.occupancy import OccupancyChain, OccupancyGuard
 from .worker import Worker
 
 log = logging.getLogger("gate")
@@ -120,8 +122,8 @@ class Gate:
         for worker in self.workers:
             worker.start()
             parts.callback(worker.close)
-        self.chain = LockdownChain(build_chain(cfg, self.store, self.online, clock=self.clock,
-                                               lockout=self.lockout), self.lockdown)
+        self.chain = self._occupancy_chain(LockdownChain(build_chain(
+            cfg, self.store, self.online, clock=self.clock, lockout=self.lockout), self.lockdown))
         self.scanner = Scanner.from_config(cfg.decoder)
         self.source: FrameSource = open_source(cfg.camera, self.stop)
         parts.callback(self.source.close)
@@ -200,9 +202,31 @@ class Gate:
         self.online = OnlineVerifier(client(), server.timeout_s, cfg.policy.status)
         self._parts.callback(self.online.close)
         self.sync = CredentialSync(client(), self.store, server.sync_interval_s)
+        self._build_occupancy(cfg, client())
         self.uploader = EventUploader(client(), self.journal, server.upload_interval_s,
                                       server.upload_batch, server.upload_max_backoff_s)
         self.workers += [self.sync, self.uploader]
+
+    def _build_occupancy(self, cfg: Config, client: ServerClient) -> None:
+        """Occupancy at a site (`[gate] site` with a server): the lease worker and the guard
+        that counts each grant when the door opens (issue 12)."""
+        if cfg.gate.site is None:
+            return
+        store = OccupancyStore(cfg.occupancy_path)
+        self._parts.callback(store.close)
+        self.occupancy = OccupancyGuard(
+            store, cfg.gate.direction, has_contact=cfg.inputs.door_contact_pin is not None,
+            open_s=cfg.door.open_s, max_open_s=cfg.door.max_open_s,
+            grace_s=cfg.door.forced_open_grace_s, max_keys=cfg.occupancy.passback_max_keys,
+            on_alarm=lambda alarm, by: self._record("alarm", alarm=alarm, event="raised",
+                                                    source=by))
+        self.journal.subscribe(self.occupancy.observe)  # the contact's `open` commits grants
+        self.workers.append(LeaseWorker(client, store, self.occupancy.report,
+                                        self.occupancy.accept, cfg.occupancy.lease_interval_s))
+
+    def _occupancy_chain(self, chain: LockdownChain) -> LockdownChain | OccupancyChain:
+        guard: OccupancyGuard | None = getattr(self, "occupancy", None)
+        return chain if guard is None else OccupancyChain(chain, guard)
 
     # -- the frame loop ---------------------------------------------------------------------
 
@@ -433,6 +457,10 @@ class Gate:
         """Per frame, cheap: count it; about once a second refresh offline and the status."""
         self.frame_rate.tick(frame.ts_ns)
         self.lockout.poll()
+        occupancy: OccupancyGuard | None = getattr(self, "occupancy", None)
+        if occupancy is not None:
+            occupancy.poll()
+            self.indicators.set_full(occupancy.full)
         if self.status_writer.due():
             self.clock.save_if_due()  # also notices a wall clock set back while idle
             self.indicators.set_offline(self._server_reachable() is False)
@@ -475,6 +503,8 @@ class Gate:
             # Events the server refused alone, set aside for good (journal dead_letters).
             "dead_letters": self.journal.dead_letter_count() if self.cfg.server else None,
             "fps": self.frame_rate.fps(),
+            "occupancy": (self.occupancy.snapshot() if getattr(self, "occupancy", None)
+                          else None),
         }
 
     def _write_status(self, state: str | None = None, force: bool = True) -> None:
@@ -537,9 +567,8 @@ class Gate:
         if self.online is not None:
             self.online.status_map = cfg.policy.status
         self.lockout.reconfigure(lockout_rule(cfg.lockout))
-        self.chain = LockdownChain(build_chain(cfg, self.store, self.online,
-                                               clock=self.clock, lockout=self.lockout),
-                                   self.lockdown)
+        self.chain = self._occupancy_chain(LockdownChain(build_chain(
+            cfg, self.store, self.online, clock=self.clock, lockout=self.lockout), self.lockdown))
         return changes
 
     def close(self) -> None:

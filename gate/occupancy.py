@@ -64,6 +64,16 @@ class Lease:
 
 
 @dataclass(frozen=True)
+class ServerOccupancy:
+    """The occupancy fields of a `/v1/verify` grant (docs/server-api.md), already checked."""
+
+    passage_id: str | None = None
+    direction: str | None = None       # in | out, with passage_id
+    alarm: str | None = None           # occupancy_full | anti_passback: soft mode, granted
+    lease_spend: bool = False          # full but for this gate's lease: reserve before opening
+
+
+@dataclass(frozen=True)
 class Ticket:
     """One reserved place, to be committed (door opened) or released (it did not)."""
 
@@ -144,6 +154,14 @@ class LeaseLedger:
         self._next_ticket += 1
         self._pending[self._next_ticket] = lease.seq
         return Admission(True, "ok", Ticket(lease.seq, self._next_ticket))
+
+    def overspend(self) -> Ticket:
+        """A `soft` site admits past the lease: the place is spent all the same, so the
+        server counts the person (and raises `lease_overspent`)."""
+        self.spent += 1
+        self._next_ticket += 1
+        self._pending[self._next_ticket] = self.last_seq
+        return Ticket(self.last_seq, self._next_ticket)
 
     def commit(self, ticket: Ticket) -> None:
         """The door opened: the reserved place is a person inside (already in `spent`)."""

@@ -20,7 +20,8 @@ from typing import Any
 import requests
 
 from ..config import ServerSection
-from ..errors import ConfigError
+from ..errors import ConfigError, GateError
+from ..occupancy import Lease, LeaseError, ServerOccupancy
 from .replies import (
     SYNC_REPLY_MAX,
     UPLOAD_REPLY_MAX,
@@ -51,6 +52,22 @@ class VerifyAnswer:
     open_s: float | None = None
     status: str | None = None
     credential_id: str | None = None
+    occupancy: ServerOccupancy | None = None
+
+
+@dataclass(frozen=True)
+class SitePolicy:
+    """A `POST /v1/leases` reply: the site's rules and this gate's new lease (None: out gate
+    or nothing granted)."""
+
+    site: str
+    direction: str
+    occupancy: str
+    anti_passback: str
+    passback_window_s: float
+    capacity: int | None
+    inside: int
+    lease: Lease | None
 
 
 @dataclass(frozen=True)
@@ -170,6 +187,22 @@ class ServerClient:
                                timeout=(self.server.timeout_s * 4, self.server.sync_timeout_s))
         return parse_upload(reply.data)
 
+    def leases(self, report: dict[str, Any]) -> SitePolicy:
+        """Report the ledger's counters, get the site's rules and a renewed lease."""
+        deadline = time.monotonic() + self.server.sync_timeout_s
+        reply = self._exchange("POST", "/v1/leases", UPLOAD_REPLY_MAX, deadline,
+                               json={"gate": self.gate_id, **report},
+                               timeout=(self.server.timeout_s * 4, self.server.sync_timeout_s))
+        return parse_leases(reply.data)
+
+    def passages(self, passages: list[dict[str, Any]]) -> frozenset[str]:
+        """Report whether doors opened after grants; the ids the server accepted."""
+        deadline = time.monotonic() + self.server.sync_timeout_s
+        reply = self._exchange("POST", "/v1/passages", UPLOAD_REPLY_MAX, deadline,
+                               json={"gate": self.gate_id, "passages": passages},
+                               timeout=(self.server.timeout_s * 4, self.server.sync_timeout_s))
+        return frozenset(string_list(an_object(reply.data), "accepted") or [])
+
     def _exchange(self, method: str, path: str, cap: int, deadline: float,
                   progress: Callable[[int, int | None], None] | None = None,
                   allow_304: bool = False, **kw: Any) -> Reply:
@@ -237,7 +270,57 @@ def parse_verify(data: Any) -> VerifyAnswer:
             raise ServerUnavailable("bad_reply", "open_s out of range")
         open_s = float(open_s)
     return VerifyAnswer(decision=decision, reason=reason or decision, label=label[:200],
-                        open_s=open_s, status=status, credential_id=cred_id)
+                        open_s=open_s, status=status, credential_id=cred_id,
+                        occupancy=parse_occupancy(data))
+
+
+PASSAGE_ID_MAX = 128
+ALARMS = ("occupancy_full", "anti_passback")
+MODES = ("off", "soft", "hard")
+
+
+def parse_occupancy(data: dict[str, Any]) -> ServerOccupancy | None:
+    """The optional `passage`, `alarm`, `lease_spend` of a verify reply, types exactly."""
+    passage = optional(data, "passage", dict)
+    alarm = optional(data, "alarm", str)
+    spend = optional(data, "lease_spend", bool)
+    if alarm is not None and alarm not in ALARMS:
+        raise ServerUnavailable("bad_reply", "alarm: unknown")
+    if spend is False:  # the contract says `true` or absent
+        raise ServerUnavailable("bad_reply", "lease_spend: must be true")
+    pid = direction = None
+    if passage is not None:
+        pid = required(passage, "id", str)
+        direction = required(passage, "direction", str)
+        if not 1 <= len(pid) <= PASSAGE_ID_MAX or not pid.isprintable():
+            raise ServerUnavailable("bad_reply", "passage.id")
+        if direction not in ("in", "out"):
+            raise ServerUnavailable("bad_reply", "passage.direction")
+    if passage is None and alarm is None and spend is None:
+        return None
+    return ServerOccupancy(pid, direction, alarm, bool(spend))
+
+
+def parse_leases(data: Any) -> SitePolicy:
+    """A `POST /v1/leases` reply; a lease the ledger refuses is 'unavailable' too."""
+    data = an_object(data)
+    site = required(data, "site", str)
+    direction = required(data, "direction", str)
+    occ = required(data, "occupancy", str)
+    passback = required(data, "anti_passback", str)
+    window = required(data, "passback_window_s", (int, float))
+    capacity = optional(data, "capacity", int)
+    inside = required(data, "inside", int)
+    if direction not in ("in", "out", "both") or occ not in MODES or passback not in MODES:
+        raise ServerUnavailable("bad_reply", "direction, occupancy or anti_passback unknown")
+    if not 0 <= window <= 7 * 86400 or (capacity is not None and capacity < 0) or inside < 0:
+        raise ServerUnavailable("bad_reply", "passback_window_s, capacity or inside range")
+    raw = data.get("lease")
+    try:
+        lease = None if raw is None else Lease.from_json(raw)
+    except LeaseError as exc:
+        raise ServerUnavailable("bad_reply", str(exc)) from None
+    return SitePolicy(site, direction, occ, passback, float(window), capacity, inside, lease)
 
 
 def parse_credentials(data: Any, etag: str | None) -> CredentialsPage:

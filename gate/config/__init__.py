@@ -50,6 +50,11 @@ class GateSection:
     id: str = restart_opt("gate", "names this gate in the journal and to the server")
     state_dir: Path = restart_opt(Path("/var/lib/gate"), "credential cache, journal and status file")
     log_level: Literal["debug", "info", "warning", "error"] = restart_opt("info", "log verbosity")
+    site: str | None = restart_opt(None, "the site this door belongs to, for occupancy (the "
+                                   "server knows it from the token; set it to count offline)")
+    direction: Literal["in", "out", "both"] = restart_opt(
+        "in", "where this door leads, for occupancy: in (entries count +1), out (exits -1), "
+        "both (the server decides per pass; offline counted as in)")
 
 
 @dataclass(frozen=True)
@@ -158,6 +163,11 @@ class IndicatorsSection:
                                "lasts; on_s 0: off")
     lockdown_buzzer: Pattern = opt((0.3, 0.2, 3), "once when a lockdown begins: [on_s, off_s, "
                                    "count]; count 0: off")
+    full_led: Steady = opt((1.0, 0.25), "site full (the last entry was refused "
+                           "occupancy_full, until one is granted): [on_s, off_s] repeated "
+                           "while it lasts; on_s 0: off")
+    full_buzzer: Pattern = opt((0.0, 0.0, 0), "once when the site becomes full: [on_s, off_s, "
+                               "count]; count 0: off")
 
 
 @dataclass(frozen=True)
@@ -242,6 +252,16 @@ class LockoutSection:
 
 
 @dataclass(frozen=True)
+class OccupancySection:
+    lease_interval_s: float = restart_opt(30.0, "how often the lease is renewed and the ledger "
+                                          "and passages reported to the server", min=0.2,
+                                          max=3600)
+    passback_max_keys: int = restart_opt(100_000, "timed anti-passback offline: how many "
+                                         "recent entries are remembered (oldest go first)",
+                                         min=1, max=10_000_000)
+
+
+@dataclass(frozen=True)
 class Config:
     gate: GateSection = field(default_factory=GateSection)
     camera: CameraSection = field(default_factory=CameraSection)
@@ -257,6 +277,7 @@ class Config:
     mqtt: MqttSection | None = None
     metrics: MetricsSection | None = None
     lockout: LockoutSection = field(default_factory=LockoutSection)
+    occupancy: OccupancySection = field(default_factory=OccupancySection)
     source_path: Path | None = None
 
     @property
@@ -270,6 +291,10 @@ class Config:
     @property
     def status_path(self) -> Path:
         return self.gate.state_dir / "status.json"
+
+    @property
+    def occupancy_path(self) -> Path:
+        return self.gate.state_dir / "occupancy.db"
 
     @property
     def lockdown_path(self) -> Path:

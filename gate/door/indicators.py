@@ -103,6 +103,7 @@ class Indicators:
         self.offline = False
         self.fault = False
         self.lockdown = False
+        self.full = False
         self._door_released = False
 
     @classmethod
@@ -156,6 +157,9 @@ class Indicators:
     def set_lockdown(self, on: bool) -> None:
         self._set_state("lockdown", on, self.patterns.lockdown_buzzer)
 
+    def set_full(self, on: bool) -> None:
+        self._set_state("full", on, self.patterns.full_buzzer)
+
     def _set_state(self, name: str, on: bool, beep: Pattern) -> None:
         """Enter or leave a state (`offline`, `fault`): the lamp shows it while it lasts and
         the buzzer beeps once on entering it."""
@@ -173,7 +177,8 @@ class Indicators:
             return
         p = self.patterns
         lamp.set_base(p.fault_led if self.fault else p.lockdown_led if self.lockdown
-                      else p.offline_led if self.offline else False)
+                      else p.offline_led if self.offline else p.full_led if self.full
+                      else False)
 
     def reconfigure(self, patterns: IndicatorsSection) -> None:
         """New patterns (SIGHUP); pins and levels change only with a restart."""

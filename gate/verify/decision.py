@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from ..occupancy import ServerOccupancy
+
 Verdict = Literal["grant", "deny", "staff"]
 STRICTNESS: dict[str, int] = {"grant": 0, "staff": 1, "deny": 2}  # deny > staff > grant
 
@@ -24,6 +26,7 @@ class Decision:
     label: str = ""
     credential_id: str | None = None
     open_s: float | None = None  # None: the configured [door] open_s
+    occupancy: ServerOccupancy | None = None  # a server grant's passage, alarm, lease_spend
 
     def __post_init__(self) -> None:
         if self.verdict not in STRICTNESS:

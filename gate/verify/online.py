@@ -73,7 +73,8 @@ class OnlineVerifier:
         verdict, reason = apply_status(answer.decision, answer.reason,  # type: ignore[arg-type]
                                        answer.status, self.status_map)
         return Decision(verdict=verdict, reason=reason, source="server", label=answer.label,
-                        credential_id=answer.credential_id, open_s=answer.open_s)
+                        credential_id=answer.credential_id, open_s=answer.open_s,
+                        occupancy=answer.occupancy)
 
     def _ask(self, future: Future[VerifyAnswer], code: bytes, scanned_at: str) -> None:
         try:
