@@ -50,6 +50,7 @@ class FileFrameSource:
                  stop: threading.Event | None = None,
                  clock_ns: Callable[[], int] = time.monotonic_ns,
                  wait: Callable[[float], bool] | None = None) -> None:
+        self.pattern = pattern
         self.paths = resolve_image_paths(pattern)
         self.interval_ns = int(1e9 / fps)
         self.loop = loop
@@ -67,6 +68,7 @@ class FileFrameSource:
             if not self.loop:
                 return None
             self._index = 0
+            self._relist()
         delay = (self._next_ns - self._clock_ns()) / 1e9
         if delay > 0 and self._wait(delay):
             return None
@@ -80,6 +82,15 @@ class FileFrameSource:
                 self._cache[path] = luma
         self._seq += 1
         return Frame(luma=luma, ts_ns=self._clock_ns(), seq=self._seq)
+
+    def _relist(self) -> None:
+        """Looping: list the files again, so images added to (or removed from) a frames
+        directory are shown from the next round (tests drive a running gate this way)."""
+        try:
+            self.paths = resolve_image_paths(self.pattern)
+        except CameraError:
+            return  # emptied for a moment: keep replaying what was there
+        self._cache = {p: luma for p, luma in self._cache.items() if p in self.paths}
 
     def close(self) -> None:
         self._cache.clear()
