@@ -221,8 +221,10 @@ class Gate:
             on_alarm=lambda alarm, by: self._record("alarm", alarm=alarm, event="raised",
                                                     source=by))
         self.journal.subscribe(self.occupancy.observe)  # the contact's `open` commits grants
-        self.workers.append(LeaseWorker(client, store, self.occupancy.report,
-                                        self.occupancy.accept, cfg.occupancy.lease_interval_s))
+        worker = LeaseWorker(client, store, self.occupancy.report, self.occupancy.accept,
+                             cfg.occupancy.lease_interval_s)
+        self.occupancy.on_passage = worker.trigger
+        self.workers.append(worker)
 
     def _occupancy_chain(self, chain: LockdownChain) -> LockdownChain | OccupancyChain:
         guard: OccupancyGuard | None = getattr(self, "occupancy", None)

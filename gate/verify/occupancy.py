@@ -57,6 +57,7 @@ class OccupancyGuard:
         self.recent = RecentEntries(float(self.policy["passback_window_s"]), max_keys)
         self.max_keys = max_keys
         self._pending: list[_Pending] = []
+        self.on_passage: Callable[[], None] = lambda: None  # wakes the lease worker
         self.full = False   # the last in-grant was refused occupancy_full: the `full` pattern
         store.save_ledger(self.ledger)  # a fresh epoch is on disk before any report
 
@@ -166,6 +167,7 @@ class OccupancyGuard:
         self.store.save_ledger(self.ledger)
         if p.passage_id is not None:
             self.store.add_passage(p.passage_id, opened)
+            self.on_passage()  # reported now, not a lease interval later
 
     # -- the lease worker -------------------------------------------------------------------
 
