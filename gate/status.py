@@ -193,8 +193,26 @@ def format_status(s: dict[str, Any]) -> str:
     if isinstance(dead, int) and not isinstance(dead, bool):
         lines.append(f"  upload      {dead} event(s) refused by the server, set aside"
                      + (" (see the journal's dead_letters table)" if dead else ""))
+    occ = s.get("occupancy")
+    if isinstance(occ, dict):
+        lines.append("  occupancy   " + _occupancy(occ))
     lines.append(f"  camera      {s.get('fps')} frames/s")
     return "\n".join(lines)
+
+
+def _occupancy(occ: dict[str, Any]) -> str:
+    """One line: site, mode, the server's last count, the lease and the local counters (the
+    status file is our own, but read as untrusted: a missing field shows as '?')."""
+    lease = occ.get("lease")
+    local = occ.get("local") if isinstance(occ.get("local"), dict) else {}
+    held = ("no lease" if not isinstance(lease, dict) else
+            f"lease #{lease.get('seq', '?')} {lease.get('remaining', '?')} of "
+            f"{lease.get('limit', '?')} left, {lease.get('expires_in_s', '?')} s")
+    return (f"site {occ.get('site', '?')} ({occ.get('direction', '?')}, "
+            f"{occ.get('mode', '?')}{', FULL' if occ.get('full') else ''}): server counted "
+            f"{occ.get('inside', '?')} of {occ.get('capacity', '?')}; {held}; local: admitted "
+            f"offline {local.get('admitted_offline', '?')}, exits {local.get('exits', '?')}, "
+            f"passages unsent {occ.get('passages_unsent', '?')}")
 
 
 def _duration(seconds: float) -> str:

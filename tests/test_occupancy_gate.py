@@ -143,3 +143,14 @@ def test_lease_reply_parses() -> None:
     p = parse_leases(LEASES)
     assert p.lease is not None and (p.lease.limit, p.anti_passback, p.capacity) == (2, "soft", 3)
     assert parse_leases({**LEASES, "lease": None, "capacity": None}).lease is None
+
+
+def test_status_shows_the_lease_and_local_count(tmp_path: Path) -> None:
+    from gate.status import _occupancy
+
+    g = guard(tmp_path, Clock())
+    g.accept(policy(limit=2))
+    g.step(CACHE_GRANT, "a")
+    line = _occupancy(g.snapshot())
+    assert "lease #1 1 of 2 left" in line and "admitted offline 1" in line
+    assert "no lease" in _occupancy({"lease": None})
