@@ -48,8 +48,8 @@ from .verify import Lockout, build_chain, lockout_rule
 from .verify.credentials import CredentialStore
 from .verify.listwatch import ListWatcher
 from .verify.lockdown import Lockdown, LockdownChain
-from .verify.online import LAST_SYNC_KEY, OnlineVerifier
 from .verify.occupancy import OccupancyChain, OccupancyGuard
+from .verify.online import LAST_SYNC_KEY, OnlineVerifier
 from .worker import Worker
 
 log = logging.getLogger("gate")

@@ -204,7 +204,8 @@ def _occupancy(occ: dict[str, Any]) -> str:
     """One line: site, mode, the server's last count, the lease and the local counters (the
     status file is our own, but read as untrusted: a missing field shows as '?')."""
     lease = occ.get("lease")
-    local = occ.get("local") if isinstance(occ.get("local"), dict) else {}
+    found = occ.get("local")
+    local: dict[str, Any] = found if isinstance(found, dict) else {}
     held = ("no lease" if not isinstance(lease, dict) else
             f"lease #{lease.get('seq', '?')} {lease.get('remaining', '?')} of "
             f"{lease.get('limit', '?')} left, {lease.get('expires_in_s', '?')} s")

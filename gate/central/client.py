@@ -20,7 +20,7 @@ from typing import Any
 import requests
 
 from ..config import ServerSection
-from ..errors import ConfigError, GateError
+from ..errors import ConfigError
 from ..occupancy import Lease, LeaseError, ServerOccupancy
 from .replies import (
     SYNC_REPLY_MAX,
