@@ -41,13 +41,13 @@ def run_relay_test(cfg: Config, open_s: float | None = None,
                    pin_factory: Factory | None = None) -> RelayReport:
     """Pulse the relay once for `open_s` (default [door] open_s), journaled like any door
     movement. The daemon must be stopped first: it holds the pin."""
-    from .door.pins import claim_relay, make_pin_factory
+    from .door.pins import claim_relay_pin, make_pin_factory
     from .door.relay import Door
     from .journal import Journal
 
     seconds = cfg.door.open_s if open_s is None else open_s
     factory = pin_factory if pin_factory is not None else make_pin_factory(cfg.gpio.pin_factory)
-    relay = claim_relay(cfg, factory)
+    relay = claim_relay_pin(cfg.door.relay_pin, cfg.door.relay_active_high, factory)
     changes: list[tuple[float, str]] = []
     locked = threading.Event()
     journal: Journal | None = None

@@ -12,6 +12,7 @@ from gpiozero.pins.mock import MockFactory
 
 from gate.config import IndicatorsSection, load_config
 from gate.door.indicators import Indicators
+from gate.wiring import build_indicators
 from tests.support.gatehelpers import running_gate, setup_config, states, wait_states, wait_until
 
 GREEN, RED, STATUS, BUZZER = 22, 23, 24, 25
@@ -173,7 +174,7 @@ def test_indicators_config_keys_and_old_door_keys_both_work(tmp_path: Path) -> N
                           indicators={"denied_led_pin": RED, "status_led_pin": STATUS})
     cfg = load_config(config)
     factory = MockFactory()
-    ind = Indicators.from_config(cfg, factory)
+    ind = build_indicators(cfg, factory)
     assert (ind.granted.device.pin.info.name, ind.denied.device.pin.info.name,
             ind.status.device.pin.info.name, ind.buzzer.device.pin.info.name) == (
         f"GPIO{GREEN}", f"GPIO{RED}", f"GPIO{STATUS}", f"GPIO{BUZZER}")

@@ -10,7 +10,7 @@ from typing import Any
 
 from gpiozero.pins import Factory
 
-from ..config import Config
+from ..config import InputsSection
 from ..journal import Journal
 from .alarms import DoorMonitor
 from .inputs import DoorContact, ExitButton, StaffButton, StaffCheck, StaffWindow
@@ -22,17 +22,19 @@ log = logging.getLogger(__name__)
 ButtonGrant = Callable[[str, str, float, StaffCheck | None], None]
 
 
-
 class DoorIO:
     """Builds the configured inputs into `parts` (closed with the gate) and routes them:
     contact -> DoorMonitor alarms; exit button -> a grant for [door] open_s; staff button ->
     a grant for the code that last answered `staff`, within `staff_window_s`."""
 
-    def __init__(self, cfg: Config, door: Door, journal: Journal, parts: contextlib.ExitStack,
-                 pin_factory: Factory | None, on_grant: ButtonGrant) -> None:
-        ins = cfg.inputs
-        self.open_s = cfg.door.open_s
-        self.on_grant = on_grant
+    def __init__(self, inputs: InputsSection, door: Door, journal: Journal,
+                 parts: contextlib.ExitStack, *, open_s: float, held_open_s: float,
+                 grace_s: float, pin_factory: Factory | None = None) -> None:
+        ins = inputs
+        self.open_s = open_s
+        # Set by the gate once its decision path exists (gpiozero's `when_pressed` style);
+        # a press before that is logged and ignored, the door staying locked.
+        self.when_grant: ButtonGrant | None = None
         self.monitor: DoorMonitor | None = None
         self.staff_window: StaffWindow | None = None
         if ins.door_contact_pin is not None:
@@ -41,8 +43,7 @@ class DoorIO:
                                   settle_s=ins.bounce_s, pin_factory=pin_factory)
             parts.callback(contact.close)
             self.monitor = DoorMonitor(contact, journal, is_unlocked=lambda: door.is_unlocked,
-                                       held_open_s=cfg.door.held_open_s,
-                                       grace_s=cfg.door.forced_open_grace_s)
+                                       held_open_s=held_open_s, grace_s=grace_s)
             parts.callback(self.monitor.close)
         if ins.exit_button_pin is not None:
             exit_button = ExitButton(ins.exit_button_pin, settle_s=ins.bounce_s,
@@ -86,7 +87,7 @@ class DoorIO:
 
     def _exit_pressed(self) -> None:
         self.decided(None)  # the exit release is a later decision too
-        self.on_grant("exit_request", "exit_button", self.open_s, None)
+        self._grant("exit_request", "exit_button", self.open_s, None)
 
     def _staff_pressed(self) -> None:
         assert self.staff_window is not None
@@ -94,4 +95,10 @@ class DoorIO:
         if check is None:
             log.info("staff button: no staff check is waiting")
             return
-        self.on_grant("staff_override", "staff_button", check.open_s, check)
+        self._grant("staff_override", "staff_button", check.open_s, check)
+
+    def _grant(self, reason: str, source: str, open_s: float, check: StaffCheck | None) -> None:
+        if self.when_grant is None:
+            log.warning("%s pressed before the gate was running; ignored", source)
+            return
+        self.when_grant(reason, source, open_s, check)

@@ -9,7 +9,7 @@ import threading
 from gpiozero import LED, Buzzer, DigitalOutputDevice
 from gpiozero.pins import Factory
 
-from ..config import Config, IndicatorsSection, Pattern, Steady, indicator_pins
+from ..config import IndicatorsSection, Pattern, Steady
 
 log = logging.getLogger(__name__)
 
@@ -105,13 +105,6 @@ class Indicators:
         self.lockdown = False
         self.full = False
         self._door_released = False
-
-    @classmethod
-    def from_config(cls, cfg: Config, pin_factory: Factory | None = None) -> Indicators:
-        pins = indicator_pins(cfg)
-        return cls(pins["granted_led_pin"], pins["denied_led_pin"], pins["buzzer_pin"],
-                   pins["status_led_pin"], patterns=cfg.indicators,
-                   active_high=cfg.indicators.active_high, pin_factory=pin_factory)
 
     def _signal(self, kind: type, pin: int | None, active_high: bool,
                 pin_factory: Factory | None) -> Signal | None:

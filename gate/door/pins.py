@@ -16,7 +16,7 @@ from typing import Any
 from gpiozero.exc import BadPinFactory, GPIOPinInUse
 from gpiozero.pins import Factory
 
-from ..config import Config, DoorSection, GpioSection, parse_config
+from ..config import DoorSection, GpioSection, parse_config
 from ..errors import ConfigError, GateError, RelayFault
 from .relay import RETRY_PAUSE_S, WRITE_ATTEMPTS, Relay
 
@@ -40,11 +40,6 @@ def make_pin_factory(name: str) -> Factory | None:
     except Exception as exc:
         raise ConfigError([f"[gpio] pin_factory = {name!r} cannot be loaded: {exc}"]) from exc
     return factory
-
-
-def claim_relay(cfg: Config, pin_factory: Factory | None) -> Relay:
-    """The relay, driven locked the moment its pin is claimed."""
-    return claim_relay_pin(cfg.door.relay_pin, cfg.door.relay_active_high, pin_factory)
 
 
 def claim_relay_pin(pin: int, active_high: bool, pin_factory: Factory | None) -> Relay:
