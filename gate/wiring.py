@@ -37,7 +37,7 @@ from .verify.credentials import CredentialStore
 from .verify.listwatch import ListWatcher
 from .verify.lockdown import Lockdown, LockdownChain
 from .verify.occupancy import OccupancyChain, OccupancyGuard
-from .verify.online import OnlineVerifier
+from .verify.online import ServerCheck
 from .worker import Worker
 
 log = logging.getLogger("gate")
@@ -73,7 +73,7 @@ class GateParts:
     store: CredentialStore
     list_watcher: ListWatcher
     workers: list[Worker]
-    online: OnlineVerifier | None
+    online: ServerCheck | None
     sync: CredentialSync | None
     board: StatusBoard
     chain: LockdownChain | OccupancyChain
@@ -184,7 +184,7 @@ def _build(cfg: Config, stop: threading.Event, pin_factory: Factory | None,
                      online, sync, board, chain, scanner, source, metrics, occupancy)
 
 
-def _chain(cfg: Config, store: CredentialStore, online: OnlineVerifier | None,
+def _chain(cfg: Config, store: CredentialStore, online: ServerCheck | None,
            clock: TrustedClock, lockout: Lockout, lockdown: Lockdown,
            occupancy: OccupancyGuard | None) -> LockdownChain | OccupancyChain:
     """The verifier chain, inside lockdown, inside the occupancy step (outermost)."""
@@ -193,13 +193,13 @@ def _chain(cfg: Config, store: CredentialStore, online: OnlineVerifier | None,
     return chain if occupancy is None else OccupancyChain(chain, occupancy)
 
 
-def _reader(part: OnlineVerifier | CredentialSync) -> Callable[[], bool | None]:
+def _reader(part: ServerCheck | CredentialSync) -> Callable[[], bool | None]:
     return lambda: part.reachable
 
 
 def _server_parts(cfg: Config, recorder: Recorder, store: CredentialStore,
                   clock: TrustedClock, stack: contextlib.ExitStack
-                  ) -> tuple[OnlineVerifier | None, CredentialSync | None, list[Worker],
+                  ) -> tuple[ServerCheck | None, CredentialSync | None, list[Worker],
                              OccupancyGuard | None]:
     """Online verifier, credential sync, journal upload and (at a counting site) the lease
     worker, not started; each its own client, since a requests.Session is not meant to be
@@ -216,7 +216,7 @@ def _server_parts(cfg: Config, recorder: Recorder, store: CredentialStore,
         stack.callback(c.close)
         return c
 
-    online = OnlineVerifier(client(), server.timeout_s, cfg.policy.status)
+    online = ServerCheck(client(), server.timeout_s, cfg.policy.status)
     stack.callback(online.close)
     sync = CredentialSync(client(), store, server.sync_interval_s)
     workers: list[Worker] = [sync]

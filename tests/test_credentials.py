@@ -18,7 +18,7 @@ from gate.verify.credentials import (
     CredentialStore,
     hash_code,
     load_allowlist_into,
-    parse_time,
+    parse_list_time,
     read_allowlist,
 )
 
@@ -163,7 +163,7 @@ def test_parse_time_year_edges_never_overflow_in_any_local_zone(tz: str) -> None
     import subprocess
     import sys
     # Local time is process-wide: each zone in its own interpreter.
-    code = ("from gate.verify.credentials import parse_time as p\n"
+    code = ("from gate.verify.credentials import parse_list_time as p\n"
             "for t in ('9999-12-31', '9999-12-31T23:59:59', '0001-01-01', '0001-01-01T00:00'):\n"
             "    a, b = p(t, end_of_day=False), p(t, end_of_day=True)\n"
             "    assert a <= b, (t, a, b)\n"
@@ -284,22 +284,22 @@ def test_allowlist_directory_instead_of_file_raises_naming_it(tmp_path: Path) ->
 # -- times ----------------------------------------------------------------------------------
 
 def test_parse_time_date_only_valid_until_covers_the_whole_day() -> None:
-    until = parse_time("2026-12-31", end_of_day=True)
+    until = parse_list_time("2026-12-31", end_of_day=True)
     assert until == local_ts(2027, 1, 1)
     assert local_ts(2026, 12, 31, 23, 59, 59) < until  # still valid late that evening
-    assert parse_time("2026-12-31", end_of_day=False) == local_ts(2026, 12, 31)
+    assert parse_list_time("2026-12-31", end_of_day=False) == local_ts(2026, 12, 31)
 
 
 def test_parse_time_forms() -> None:
-    assert parse_time("", end_of_day=True) is None
-    assert parse_time("2026-05-01T08:00:00+02:00", end_of_day=False) == \
+    assert parse_list_time("", end_of_day=True) is None
+    assert parse_list_time("2026-05-01T08:00:00+02:00", end_of_day=False) == \
         datetime(2026, 5, 1, 6, 0, tzinfo=timezone.utc).timestamp()
-    assert parse_time("2026-05-01T08:00:00Z", end_of_day=True) == \
+    assert parse_list_time("2026-05-01T08:00:00Z", end_of_day=True) == \
         datetime(2026, 5, 1, 8, 0, tzinfo=timezone.utc).timestamp()
-    assert parse_time("2026-05-01 08:00", end_of_day=False) == local_ts(2026, 5, 1, 8, 0)
+    assert parse_list_time("2026-05-01 08:00", end_of_day=False) == local_ts(2026, 5, 1, 8, 0)
     for bad in ("tomorrow", "2026-02-30", "01/05/2026"):
         with pytest.raises(ValueError, match="ISO 8601"):
-            parse_time(bad, end_of_day=False)
+            parse_list_time(bad, end_of_day=False)
 
 
 def test_hash_code_is_the_sha256_of_the_utf8_bytes() -> None:

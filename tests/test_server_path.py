@@ -16,7 +16,7 @@ from gate.journal import Journal
 from gate.refserver.server import ReferenceServer, server_ssl_context
 from gate.verify import build_chain
 from gate.verify.credentials import SERVER, Credential, CredentialStore, hash_code
-from gate.verify.online import LAST_SYNC_KEY, OnlineVerifier
+from gate.verify.online import LAST_SYNC_KEY, ServerCheck
 from tests.support.badserver import BadServer, free_port_url, make_ca, make_server_cert
 
 TOKEN = "test-token-0123456789"
@@ -37,8 +37,8 @@ def client_for(url: str, **server_keys) -> ServerClient:
                         TOKEN)
 
 
-def online(url: str, **server_keys) -> OnlineVerifier:
-    return OnlineVerifier(client_for(url, **server_keys), TIMEOUT_S, STATUS)
+def online(url: str, **server_keys) -> ServerCheck:
+    return ServerCheck(client_for(url, **server_keys), TIMEOUT_S, STATUS)
 
 
 def check(verifier, code: str = CODE):

@@ -16,7 +16,7 @@ from gate.config import Config, PolicySection, ServerSection
 from gate.refserver.server import server_ssl_context
 from gate.verify import build_chain
 from gate.verify.credentials import SERVER, Credential, CredentialStore, hash_code
-from gate.verify.online import LAST_SYNC_KEY, OnlineVerifier
+from gate.verify.online import LAST_SYNC_KEY, ServerCheck
 from tests.support.badserver import BadServer, make_ca, make_server_cert
 
 TOKEN = "test-token-0123456789"
@@ -44,7 +44,7 @@ def decide(store: CredentialStore, url: str, offline: str = "cache", **server_ke
     """One decision through the whole chain (server first, then the policy)."""
     cfg = Config(server=ServerSection(url=url, timeout_s=TIMEOUT_S, **server_keys),
                  policy=PolicySection(offline=offline))  # type: ignore[arg-type]
-    online = OnlineVerifier(client_for(url, **server_keys), TIMEOUT_S, STATUS)
+    online = ServerCheck(client_for(url, **server_keys), TIMEOUT_S, STATUS)
     try:
         return build_chain(cfg, store, online).check(hash_code(CODE), CODE.encode(),
                                                      time.time()), online
@@ -52,7 +52,7 @@ def decide(store: CredentialStore, url: str, offline: str = "cache", **server_ke
         online.close()
 
 
-def policy_decided(decision, online: OnlineVerifier) -> bool:
+def policy_decided(decision, online: ServerCheck) -> bool:
     return decision.source == "cache" and decision.label == "Cached Carl" \
         and online.reachable is False
 
@@ -120,7 +120,7 @@ def test_abandoned_dripping_verifies_neither_linger_nor_starve_the_next(cached_s
     with BadServer("drip") as server:
         server.drip_first = 2
         cfg = Config(server=ServerSection(url=server.url, timeout_s=TIMEOUT_S))
-        online = OnlineVerifier(client_for(server.url), TIMEOUT_S, STATUS)
+        online = ServerCheck(client_for(server.url), TIMEOUT_S, STATUS)
         chain = build_chain(cfg, cached_store, online)
         try:
             first, second, third = (chain.check(hash_code(CODE), CODE.encode(), time.time())
@@ -152,7 +152,7 @@ def test_verify_beyond_the_in_flight_limit_is_busy_at_once() -> None:
         def close(self) -> None:
             pass
 
-    online = OnlineVerifier(StuckClient(), 0.05, STATUS, max_in_flight=2)  # type: ignore
+    online = ServerCheck(StuckClient(), 0.05, STATUS, max_in_flight=2)  # type: ignore
     try:
         for _ in range(2):
             with pytest.raises(ServerUnavailable, match="timeout"):

@@ -19,7 +19,7 @@ from gate.journal import Journal
 from gate.refserver.server import ReferenceServer
 from gate.verify import build_chain
 from gate.verify.credentials import CredentialStore
-from gate.verify.online import OnlineVerifier
+from gate.verify.online import ServerCheck
 from tests.support.badserver import BadServer, free_port_url
 
 TOKEN = "test-token-0123456789"
@@ -184,7 +184,7 @@ def decide_all(store: CredentialStore, url: str, payloads: list[bytes]
                ) -> list[tuple[bytes, str]]:
     cfg = Config(server=ServerSection(url=url, timeout_s=TIMEOUT_S),
                  policy=PolicySection(offline="cache"))
-    online = OnlineVerifier(client_for(url), TIMEOUT_S, STATUS)
+    online = ServerCheck(client_for(url), TIMEOUT_S, STATUS)
     chain = build_chain(cfg, store, online)
     try:
         out = []

@@ -28,7 +28,7 @@ class SyncResult:
     rows: int = 0
 
 
-def parse_time(value: Any) -> float | None:
+def parse_rfc3339(value: Any) -> float | None:
     """RFC 3339 (or null) to epoch seconds; anything else, the empty string included (it is
     neither a time nor "absent"), raises ValueError."""
     if value is None:
@@ -63,8 +63,8 @@ def to_credential(row: Any) -> Credential:
     label = _field(row, "label", str) or ""
     return Credential(code_sha256=sha.lower(), origin=SERVER, cred_id=cred_id,
                       label=label[:200],
-                      valid_from=parse_time(_field(row, "valid_from", str)),
-                      valid_until=parse_time(_field(row, "valid_until", str)),
+                      valid_from=parse_rfc3339(_field(row, "valid_from", str)),
+                      valid_until=parse_rfc3339(_field(row, "valid_until", str)),
                       revoked=bool(_field(row, "revoked", bool)),
                       status=_field(row, "status", str))
 

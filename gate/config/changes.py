@@ -7,7 +7,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from . import SECTIONS, Config, _section_class
+from .schema import SECTIONS, Config, _section_class
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from ..config import IndicatorsSection, Pattern, Steady
 log = logging.getLogger(__name__)
 
 
-class Signal:
+class Indicator:
     """One LED or buzzer: a base (off, on, or a steady blink for a state) and one-shot
     patterns played over it; when a one-shot ends the base comes back."""
 
@@ -90,12 +90,12 @@ class Indicators:
                  patterns: IndicatorsSection | None = None, active_high: bool = True,
                  pin_factory: Factory | None = None) -> None:
         self.patterns = patterns or IndicatorsSection()
-        self._signals: list[Signal] = []
+        self._outputs: list[Indicator] = []
         try:
-            self.granted = self._signal(LED, granted_pin, active_high, pin_factory)
-            self.denied = self._signal(LED, denied_pin, active_high, pin_factory)
-            self.status = self._signal(LED, status_pin, active_high, pin_factory)
-            self.buzzer = self._signal(Buzzer, buzzer_pin, active_high, pin_factory)
+            self.granted = self._output(LED, granted_pin, active_high, pin_factory)
+            self.denied = self._output(LED, denied_pin, active_high, pin_factory)
+            self.status = self._output(LED, status_pin, active_high, pin_factory)
+            self.buzzer = self._output(Buzzer, buzzer_pin, active_high, pin_factory)
         except BaseException:
             self.close()
             raise
@@ -106,14 +106,14 @@ class Indicators:
         self.full = False
         self._door_released = False
 
-    def _signal(self, kind: type, pin: int | None, active_high: bool,
-                pin_factory: Factory | None) -> Signal | None:
+    def _output(self, kind: type, pin: int | None, active_high: bool,
+                pin_factory: Factory | None) -> Indicator | None:
         if pin is None:
             return None
-        signal = Signal(kind(pin, active_high=active_high, initial_value=False,
-                             pin_factory=pin_factory))
-        self._signals.append(signal)
-        return signal
+        output = Indicator(kind(pin, active_high=active_high, initial_value=False,
+                                pin_factory=pin_factory))
+        self._outputs.append(output)
+        return output
 
     # -- decisions ---------------------------------------------------------------------------
 
@@ -182,8 +182,8 @@ class Indicators:
                 self.granted.set_base(self._door_released and self._follows_door())
 
     def close(self) -> None:
-        for signal in self._signals:
+        for output in self._outputs:
             try:
-                signal.close()
+                output.close()
             except Exception:
                 log.exception("indicators: closing a device failed")

@@ -121,12 +121,9 @@ class DoorContact(Settling, DigitalInputDevice):
         super().close()
 
 
-class ExitButton(Settling, Button):
-    """The request-to-exit button inside the door: a momentary push button (normally open)
-    between the GPIO pin and GND, internal pull-up. `when_pressed` fires once per settled
-    press. Keep a mechanical or hard-wired emergency release as well: this button only asks
-    the gate to open.
-    """
+class PushButton(Settling, Button):
+    """A momentary push button (normally open) between the GPIO pin and GND, internal
+    pull-up; `when_pressed` fires once per settled press."""
 
     def __init__(self, pin: int | str, *, settle_s: float = 0.05,
                  pin_factory: Factory | None = None) -> None:
@@ -138,10 +135,14 @@ class ExitButton(Settling, Button):
         super().close()
 
 
-class StaffButton(ExitButton):
-    """The staff override button at the desk: a momentary push button (normally open) between
-    the GPIO pin and GND, internal pull-up. Pressed within the staff window after a `staff`
-    verdict, it grants that visitor."""
+class ExitButton(PushButton):
+    """The request-to-exit button inside the door. Keep a mechanical or hard-wired emergency
+    release as well: this button only asks the gate to open."""
+
+
+class StaffButton(PushButton):
+    """The staff override button at the desk: pressed within the staff window after a
+    `staff` verdict, it grants that visitor."""
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from .credentials import LIST, CredentialStore
 from .decision import Decision, Verifier
 from .local import StoreVerifier, judge
 from .lockout import Lockout, LockoutRule
-from .online import CacheVerifier, OnlineVerifier, ServerFirst
+from .online import CacheVerifier, ServerCheck, ServerFirst
 
 __all__ = ["Decision", "Verifier", "VerifierChain", "StoreVerifier", "judge", "build_chain",
            "Lockout", "lockout_rule"]
@@ -56,7 +56,7 @@ def lockout_rule(section: LockoutSection) -> LockoutRule:
     return LockoutRule(section.max_denials, section.window_s, section.cooldown_s)
 
 
-def build_chain(cfg: Config, store: CredentialStore, online: OnlineVerifier | None, *,
+def build_chain(cfg: Config, store: CredentialStore, online: ServerCheck | None, *,
                 clock: TrustedClock | None = None, lockout: Lockout | None = None
                 ) -> VerifierChain:
     """Verifiers in the order they are asked: the server when it answers; offline, per

@@ -313,8 +313,8 @@ def _credential_from(cells: dict[str, str]) -> Credential:
         raise ValueError(f"label: longer than {MAX_LABEL_CHARS} characters")
     if _CONTROL.search(label):
         raise ValueError("label: contains a control character")
-    valid_from = parse_time(cells.get("valid_from", ""), end_of_day=False)
-    valid_until = parse_time(cells.get("valid_until", ""), end_of_day=True)
+    valid_from = parse_list_time(cells.get("valid_from", ""), end_of_day=False)
+    valid_until = parse_list_time(cells.get("valid_until", ""), end_of_day=True)
     if valid_from is not None and valid_until is not None and valid_until <= valid_from:
         raise ValueError("valid_until is not after valid_from")
     return Credential(code_sha256=sha, origin=LIST, label=label,
@@ -322,7 +322,7 @@ def _credential_from(cells: dict[str, str]) -> Credential:
 
 
 @functools.lru_cache(maxsize=4096)  # real lists repeat the same few dates many times
-def parse_time(text: str, *, end_of_day: bool) -> float | None:
+def parse_list_time(text: str, *, end_of_day: bool) -> float | None:
     """ISO 8601 date or date-time to epoch seconds; empty means unbounded.
 
     A time without an offset is the gate's local time; a bare date covers the whole day,

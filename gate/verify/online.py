@@ -32,7 +32,7 @@ def apply_status(verdict: Verdict, reason: str, status: str | None,
     return (verdict, reason) if strict == verdict else (strict, f"status_{status}")
 
 
-class OnlineVerifier:
+class ServerCheck:
     """Asks the central server, and answers within `timeout_s` whatever the network does.
 
     Each request runs on its own short-lived thread and the door path waits on it for at most
@@ -104,7 +104,7 @@ class ServerFirst:
     """The server decides when it can; otherwise the offline policy: `cache` lets the next
     verifiers (synced cache, then the list) decide, `deny` refuses."""
 
-    def __init__(self, online: OnlineVerifier, offline: Literal["cache", "deny"]) -> None:
+    def __init__(self, online: ServerCheck, offline: Literal["cache", "deny"]) -> None:
         self.online = online
         self.offline = offline
 

@@ -14,7 +14,7 @@ from gate.central.sync import CredentialSync, EventUploader
 from gate.config import ServerSection
 from gate.journal import Journal
 from gate.verify.credentials import SERVER, CredentialStore
-from gate.verify.online import OnlineVerifier
+from gate.verify.online import ServerCheck
 from tests.support.server import Running
 
 STATUS = {"green": "grant", "yellow": "staff", "red": "deny", "black": "deny"}
@@ -31,7 +31,7 @@ def sha(code: str) -> str:
 
 def test_gs_gate_online_verifier_grants_and_denies(live: Running) -> None:
     pid, code = live.server.issue("Ann")
-    v = OnlineVerifier(client(live), 2.0, STATUS)
+    v = ServerCheck(client(live), 2.0, STATUS)
     try:
         d = v.check(sha(code), code.encode(), time.time())
         assert (d.verdict, d.reason, d.source, d.label) == ("grant", "ok", "server", "Ann")
