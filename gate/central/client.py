@@ -20,6 +20,7 @@ from typing import Any
 import requests
 
 from ..config import ServerSection
+from ..contracts import VERDICTS
 from ..errors import ConfigError
 from ..occupancy import Lease, LeaseError, ServerOccupancy
 from .replies import (
@@ -40,7 +41,6 @@ __all__ = ["ServerClient", "ServerUnavailable", "VerifyAnswer", "CredentialsPage
 
 log = logging.getLogger(__name__)
 
-VERDICTS = ("grant", "deny", "staff")
 MAX_OPEN_S = 600.0
 
 

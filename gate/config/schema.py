@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ..contracts import Verdict as Verdict
+
 DEFAULT_CONFIG_PATH = Path("/etc/gate/gate.toml")
-Verdict = Literal["grant", "deny", "staff"]
 MAX_CONFIG_BYTES = 1 << 20   # a real config is a few KiB; a bigger file is a mistake
 MAX_STRING_CHARS = 4096      # PATH_MAX, and far more than any id or URL needs
 

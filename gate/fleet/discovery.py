@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import __version__
+from ..contracts import VERDICTS
 
 MODEL = "gate QR door controller"
 ONLINE, OFFLINE = "online", "offline"
 LOCKED, UNLOCKED, JAMMED = "LOCKED", "UNLOCKED", "JAMMED"
-EVENT_TYPES = ["grant", "deny", "staff"]
+EVENT_TYPES = list(VERDICTS)
 
 # Home Assistant fills `value` with payload_lock/payload_unlock; the gate wants a timestamped
 # command with a fresh id (see fleet/commands.py), which the template makes.

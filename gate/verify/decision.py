@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
+
+from ..contracts import Verdict as Verdict
 
 from ..occupancy import ServerOccupancy
 
-Verdict = Literal["grant", "deny", "staff"]
 STRICTNESS: dict[str, int] = {"grant": 0, "staff": 1, "deny": 2}  # deny > staff > grant
 
 
