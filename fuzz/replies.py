@@ -53,10 +53,10 @@ def make_client(cfg: Config) -> Any:
 
 def make_chain(cfg: Config, store: CredentialStore) -> Any:
     from gate.verify import build_chain
-    from gate.verify.online import OnlineVerifier
+    from gate.verify.online import ServerCheck
 
     assert cfg.server is not None
-    online = OnlineVerifier(make_client(cfg), cfg.server.timeout_s, cfg.policy.status)
+    online = ServerCheck(make_client(cfg), cfg.server.timeout_s, cfg.policy.status)
     return build_chain(cfg, store, online), online
 
 
