@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..contracts import Verdict as Verdict
-
 from ..occupancy import ServerOccupancy
 
 STRICTNESS: dict[str, int] = {"grant": 0, "staff": 1, "deny": 2}  # deny > staff > grant
