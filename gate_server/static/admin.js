@@ -1,9 +1,11 @@
-// Live events: every 5 s, replace the table body with the server-rendered rows.
+// Live tables (entrance events, occupancy): every 5 s, replace each table body marked
+// data-refresh with the server-rendered rows, unless the user is typing inside it.
 "use strict";
 (function () {
-  var body = document.getElementById("events");
-  if (!body) { return; }
-  function refresh() {
+  var bodies = Array.prototype.slice.call(document.querySelectorAll("tbody[data-refresh]"));
+  if (!bodies.length) { return; }
+  function refresh(body) {
+    if (body.contains(document.activeElement)) { return; }  // a correction being typed
     fetch(body.dataset.refresh, {credentials: "same-origin", cache: "no-store"})
       .then(function (r) {
         // Signed out meanwhile (expired session): the rows request was sent to the login page.
@@ -11,8 +13,10 @@
         if (r.ok) { return r.text(); }
         throw new Error(String(r.status));
       })
-      .then(function (html) { body.innerHTML = html; })
+      .then(function (html) {
+        if (!body.contains(document.activeElement)) { body.innerHTML = html; }
+      })
       .catch(function () { /* keep the last rows; try again next round */ });
   }
-  setInterval(refresh, 5000);
+  setInterval(function () { bodies.forEach(refresh); }, 5000);
 }());

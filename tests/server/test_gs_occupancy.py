@@ -4,7 +4,6 @@ gates' real ledgers (gate/occupancy.py), and hostile reports."""
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -17,6 +16,7 @@ from gate.occupancy import Lease as GateLease
 from gate.occupancy import LeaseLedger
 from gate_server.db.models import Event, Site
 from gate_server.services import admin, occupancy
+from tests.server.test_gs_web import csrf_of, signed_in
 from tests.support.server import Server, make_server
 
 GATES = {"in-1": "in", "in-2": "in", "out-1": "out"}
@@ -301,35 +301,81 @@ def test_reset_time_is_site_local(db_url: str, tmp_path: Path) -> None:
     next(it, None)
 
 
-def _basic(user: str, password: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+def _inside(srv: Server) -> int:
+    with srv.session() as s:
+        return occupancy.count(s, admin.site_by_name(s, "hq"), srv.clock()).inside
 
 
-def test_admin_occupancy_partial_and_correction(hard: Site3) -> None:
-    from gate_server.core import security
+def _journaled(srv: Server) -> list[str]:
+    with srv.session() as s:
+        return [e.body for e in s.query(Event).filter(Event.kind == "occupancy")
+                .order_by(Event.n)]
+
+
+def test_admin_occupancy_needs_a_session(hard: Site3) -> None:
+    anon = TestClient(hard.srv.app)
+    for path in ("/admin/occupancy", "/admin/occupancy/rows"):
+        r = anon.get(path, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/admin/login", path
+    r = anon.post("/admin/occupancy/hq/correct", data={"count": "2", "csrf": "x"},
+                  follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/admin/login"
+    assert _inside(hard.srv) == 0 and _journaled(hard.srv) == []
+
+
+def test_admin_occupancy_reception_watches_but_cannot_correct(hard: Site3) -> None:
     srv = hard.srv
-    srv.app.state.hasher = security.password_hasher(cheap=True)
-    with srv.session() as s:
-        admin.add_admin(s, srv.app.state.hasher, "alice", "correct horse battery", srv.clock())
-    assert hard.client.get("/admin/occupancy/partial").status_code == 401
-    assert hard.client.get("/admin/occupancy/partial",
-                           headers=_basic("alice", "wrong password!")).status_code == 401
     hard.enter("in-1", srv.issue("Ann")[1])
-    page = hard.client.get("/admin/occupancy/partial",
-                           headers=_basic("alice", "correct horse battery"))
+    desk = signed_in(srv, "reception", "desk")
+    page = desk.get("/admin/occupancy")
     assert page.status_code == 200 and 'class="inside">1<' in page.text
-    r = hard.client.post("/admin/occupancy/hq/correct", data={"count": "2"},
-                         headers=_basic("alice", "correct horse battery"),
-                         follow_redirects=False)
-    assert r.status_code == 303 and hard.count()["inside"] == 2
-    assert "full" in hard.client.get("/admin/occupancy",
-                                     headers=_basic("alice", "correct horse battery")).text
-    bad = hard.client.post("/admin/occupancy/hq/correct", data={"count": "-3"},
-                           headers=_basic("alice", "correct horse battery"))
-    assert bad.status_code == 422 and hard.count()["inside"] == 2
-    with srv.session() as s:
-        assert any('"by":"alice"' in e.body for e in s.query(Event).filter(
-            Event.kind == "occupancy"))
+    assert 'href="/admin/occupancy"' in page.text and 'data-refresh="/admin/occupancy/rows"' \
+        in page.text and "/static/admin.js" in page.text
+    assert "/correct" not in page.text  # no form offered to a role that may not use it
+    rows = desk.get("/admin/occupancy/rows")
+    assert rows.status_code == 200 and "<html" not in rows.text and 'data-site="hq"' in rows.text
+    r = desk.post("/admin/occupancy/hq/correct",
+                  data={"csrf": csrf_of(page.text), "count": "0"}, follow_redirects=False)
+    assert r.status_code == 403 and "Only an admin" in r.text
+    assert _inside(srv) == 1 and _journaled(srv) == []
+
+
+def test_admin_occupancy_correction_without_or_with_a_wrong_csrf_is_refused(
+        hard: Site3) -> None:
+    c = signed_in(hard.srv, "admin", "alice")
+    good = csrf_of(c.get("/admin/occupancy").text)
+    for token in (None, "wrong", good[:-1]):
+        body = {"count": "7", **({"csrf": token} if token is not None else {})}
+        r = c.post("/admin/occupancy/hq/correct", data=body, follow_redirects=False)
+        assert r.status_code == 403, token
+    assert _inside(hard.srv) == 0 and _journaled(hard.srv) == []
+
+
+def test_admin_occupancy_correction_is_journaled_with_the_admins_name(hard: Site3) -> None:
+    srv = hard.srv
+    hard.enter("in-1", srv.issue("Ann")[1])
+    c = signed_in(srv, "admin", "alice")
+    page = c.get("/admin/occupancy")
+    assert 'action="/admin/occupancy/hq/correct"' in page.text
+    csrf = csrf_of(page.text)
+    r = c.post("/admin/occupancy/hq/correct",
+               data={"csrf": csrf, "count": "2", "note": "counted at noon"},
+               follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/admin/occupancy"
+    assert hard.count()["inside"] == 2
+    assert "full" in c.get("/admin/occupancy/rows").text  # capacity 2
+    for bad in ("-3", "2.5", "x", "", "99999999999", "\u0663"):  # Arabic-Indic 3: not ASCII
+        r = c.post("/admin/occupancy/hq/correct", data={"csrf": csrf, "count": bad})
+        assert r.status_code == 400 and "whole number" in r.text, bad
+    r = c.post("/admin/occupancy/hq/correct", data={"csrf": csrf, "count": "1",
+                                                    "note": "n" * 201})
+    assert r.status_code == 400 and "Note" in r.text
+    r = c.post("/admin/occupancy/nowhere/correct", data={"csrf": csrf, "count": "1"})
+    assert r.status_code == 404
+    assert hard.count()["inside"] == 2
+    bodies = _journaled(srv)
+    assert len(bodies) == 1 and '"by":"alice"' in bodies[0] and '"after":2' in bodies[0]
+    assert "counted at noon" in bodies[0]
 
 
 def test_full_but_for_a_gates_own_lease_it_pays_online_from_its_ledger(
