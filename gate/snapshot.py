@@ -98,7 +98,9 @@ class StatusBoard:
 
     def fleet_view(self) -> dict[str, Any]:
         return {"server_reachable": self.reachable(), "cache_age_s": self.cache_age_s(),
-                "lockdown": self.lockdown.on}
+                "lockdown": self.lockdown.on,
+                # only with a [gate] site; the bus shows it only where the site counts
+                "occupancy": self.occupancy.snapshot() if self.occupancy is not None else None}
 
     def snapshot(self, state: str | None = None) -> dict[str, Any]:
         """What `gate status` shows: no code, ever."""

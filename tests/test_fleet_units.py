@@ -1,8 +1,10 @@
 """The fleet parts without a broker: command schema, replay guard on injected clocks, the
-bounded publish queue, lockdown persistence, metrics from journal events, [mqtt] config."""
+bounded publish queue, lockdown persistence, metrics from journal events, [mqtt] config, the
+occupancy sensors' discovery."""
 
 from __future__ import annotations
 
+import json
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -13,11 +15,18 @@ from prometheus_client.parser import text_string_to_metric_families
 from gate.config import ConfigError, load_config
 from gate.fleet.bus import BrokerSettings, FleetBus
 from gate.fleet.commands import Command, Refused, ReplayGuard, parse_command
+from gate.fleet.discovery import (
+    OccupancyReading,
+    Topics,
+    discovery_messages,
+    occupancy_reading,
+)
 from gate.journal import Journal
 from gate.metrics import GateMetrics, Readings
 from gate.verify.decision import Decision
 from gate.verify.lockdown import Lockdown, LockdownChain
 from tests.support.daemon import write_config
+from tests.support.hass import check_ha_config
 
 GOOD = b'{"v":1,"id":"abc-1","ts":1000.5,"cmd":"unlock"}'
 
@@ -173,3 +182,81 @@ def test_config_mqtt_and_metrics_accepted(tmp_path: Path) -> None:
     bad = write_config(tmp_path / "b.toml", {"metrics": {"listen": "9108"}})
     with pytest.raises(ConfigError):
         load_config(bad)
+
+
+COUNTING = {"site": "hq", "direction": "in", "mode": "hard", "capacity": 120, "inside": 37,
+            "full": False, "lease": None}
+
+
+def _configs(messages: list[tuple[str, str]]) -> dict[str, tuple[str, dict[str, Any]]]:
+    out = {}
+    for topic, payload in messages:
+        _, component, _, key, _ = topic.split("/")
+        out[key] = (component, json.loads(payload))
+    return out
+
+
+def test_discovery_occupancy_sensors_only_where_the_site_counts() -> None:
+    topics = Topics.for_gate("gate", "g 1")
+    plain = _configs(discovery_messages("g 1", topics, "homeassistant", True))
+    assert "occupancy" not in plain and "capacity" not in plain
+    counted = _configs(discovery_messages("g 1", topics, "homeassistant", True, occupancy=True))
+    assert set(counted) - set(plain) == {"occupancy", "capacity"}
+    for component, cfg in counted.values():
+        check_ha_config(component, cfg)  # every config, the new two among them
+    component, inside = counted["occupancy"]
+    assert component == "sensor" and inside["state_topic"] == "gate/g 1/state"
+    assert inside["value_template"] == "{{ value_json.occupancy_inside }}"
+    assert inside["unique_id"] == "gate_g_1_occupancy" and inside["state_class"] == "measurement"
+    assert counted["capacity"][1]["value_template"] == "{{ value_json.occupancy_capacity }}"
+
+
+@pytest.mark.parametrize("occupancy, reading", [
+    (COUNTING, OccupancyReading(inside=37, capacity=120)),
+    ({**COUNTING, "mode": "soft", "inside": None}, OccupancyReading(inside=None, capacity=120)),
+    ({**COUNTING, "inside": -1}, OccupancyReading(inside=None, capacity=120)),
+    ({**COUNTING, "inside": True}, OccupancyReading(inside=None, capacity=120)),
+    ({**COUNTING, "mode": "off"}, None),            # the site does not count
+    ({**COUNTING, "capacity": None}, None),         # no lease yet: nothing made up
+    ({**COUNTING, "capacity": "120"}, None), ({**COUNTING, "capacity": 1e3}, None),
+    ({**COUNTING, "mode": ["hard"]}, None),
+    (None, None),                                   # no [gate] site
+    ("hard", None), ([], None),
+])
+def test_occupancy_reading_from_the_status_object(occupancy: Any,
+                                                  reading: OccupancyReading | None) -> None:
+    assert occupancy_reading(occupancy) == reading
+
+
+def test_bus_adds_and_drops_occupancy_sensors_as_the_site_starts_and_stops_counting() -> None:
+    settings = BrokerSettings(host="127.0.0.1", port=1, tls=False)
+    bus = FleetBus(settings, "g", True, lambda c: None)
+    sent: list[tuple[str, str, bool]] = []
+    bus._publish = lambda topic, payload, retain: sent.append((topic, payload, retain))  # type: ignore[method-assign]
+    config = "homeassistant/sensor/gate_g/occupancy/config"
+
+    def state() -> dict[str, Any]:
+        body: dict[str, Any] = json.loads([p for t, p, _ in sent if t == "gate/g/state"][-1])
+        return body
+
+    bus._apply_status({"lockdown": False, "occupancy": None})  # no [gate] site
+    assert not [t for t, _, _ in sent if "/sensor/" in t]
+    assert state()["occupancy_inside"] is None
+    bus._apply_status({"occupancy": {**COUNTING, "capacity": None}})  # before the first lease
+    assert not [t for t, _, _ in sent if "/sensor/" in t]
+    bus._apply_status({"occupancy": COUNTING})
+    added = {t: p for t, p, retain in sent if "/sensor/" in t and retain}
+    assert set(added) == {config, "homeassistant/sensor/gate_g/capacity/config"}
+    assert json.loads(added[config])["name"] == "People inside"
+    assert (state()["occupancy_inside"], state()["occupancy_capacity"]) == (37, 120)
+    assert any("occupancy" in t for t, _ in bus._discovery())  # also sent on a reconnect
+    sent.clear()
+    bus._apply_status({"occupancy": {**COUNTING, "inside": 38}})  # a new count, no new config
+    assert not [t for t, _, _ in sent if "/sensor/" in t] and state()["occupancy_inside"] == 38
+    bus._apply_status({"cache_age_s": 3})  # a snapshot without the key keeps the sensors
+    assert not [t for t, _, _ in sent if "/sensor/" in t] and state()["occupancy_inside"] == 38
+    bus._apply_status({"occupancy": {**COUNTING, "mode": "off"}})
+    removed = [(t, p) for t, p, retain in sent if "/sensor/" in t and retain]
+    assert (config, "") in removed and len(removed) == 2  # empty retained: HA drops them
+    assert state()["occupancy_inside"] is None
+    assert not any("occupancy" in t for t, _ in bus._discovery())

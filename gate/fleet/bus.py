@@ -22,7 +22,18 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from .commands import Command, Refused, ReplayGuard, parse_command
-from .discovery import JAMMED, LOCKED, OFFLINE, ONLINE, UNLOCKED, Topics, discovery_messages
+from .discovery import (
+    JAMMED,
+    LOCKED,
+    OCCUPANCY_KEYS,
+    OFFLINE,
+    ONLINE,
+    UNLOCKED,
+    Topics,
+    discovery_messages,
+    occupancy_reading,
+    occupancy_removals,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +81,9 @@ class FleetBus:
         self._lock = threading.Lock()  # guards the retained state below
         self._relay, self._door, self._jam = LOCKED, "", set[str]()
         self._state: dict[str, Any] = {"latency_ms": None, "cache_age_s": None,
-                                       "server_reachable": None, "lockdown": False}
+                                       "server_reachable": None, "lockdown": False,
+                                       "occupancy_inside": None, "occupancy_capacity": None}
+        self._occupancy = False  # the site counts: its two sensors are discovered
         self._client = self._make_client()
         self._worker = threading.Thread(target=self._drain, name="mqtt-publisher", daemon=True)
 
@@ -188,7 +201,30 @@ class FleetBus:
                                               else None)
             if "lockdown" in snap:
                 self._state["lockdown"] = bool(snap["lockdown"])
+            changed = False
+            if "occupancy" in snap:
+                reading = occupancy_reading(snap["occupancy"])
+                self._state["occupancy_inside"] = reading.inside if reading else None
+                self._state["occupancy_capacity"] = reading.capacity if reading else None
+                changed = (reading is not None) != self._occupancy
+                self._occupancy = reading is not None
+        if changed:
+            self._publish_occupancy_discovery()
         self._publish_state()
+
+    def _publish_occupancy_discovery(self) -> None:
+        """The site started or stopped counting (a lease told us): add or drop the sensors."""
+        if self._occupancy:
+            ends = tuple(f"/{key}/config" for key in OCCUPANCY_KEYS)
+            messages = [m for m in self._discovery() if m[0].endswith(ends)]
+        else:
+            messages = occupancy_removals(self.gate_id, self.settings.discovery_prefix)
+        for topic, payload in messages:
+            self._publish(topic, payload, retain=True)
+
+    def _discovery(self) -> list[tuple[str, str]]:
+        return discovery_messages(self.gate_id, self.topics, self.settings.discovery_prefix,
+                                  self.with_server, self._occupancy)
 
     def _publish_lock_and_door(self) -> None:
         with self._lock:
@@ -223,9 +259,7 @@ class FleetBus:
         # Retained commands and retain-as-published: a retained command is visible as such.
         options = SubscribeOptions(qos=1, retainAsPublished=True)
         client.subscribe(self.topics.command, options=options)
-        for topic, payload in discovery_messages(self.gate_id, self.topics,
-                                                 self.settings.discovery_prefix,
-                                                 self.with_server):
+        for topic, payload in self._discovery():
             client.publish(topic, payload, qos=1, retain=True)
         client.publish(self.topics.availability, ONLINE, qos=1, retain=True)
         self._publish_lock_and_door()

@@ -1,6 +1,6 @@
 """Home Assistant MQTT discovery: the retained config messages that make a gate appear in
 Home Assistant as one device with a lock, a door contact, an access-decision event and a few
-sensors, and the topics their states travel on."""
+sensors (people inside a counting site among them), and the topics their states travel on."""
 
 from __future__ import annotations
 
@@ -20,6 +20,32 @@ EVENT_TYPES = list(VERDICTS)
 # command with a fresh id (see fleet/commands.py), which the template makes.
 COMMAND_TEMPLATE = ('{"v":1,"cmd":"{{ value }}","id":"ha-{{ now().timestamp() }}",'
                     '"ts":{{ now().timestamp() }}}')
+
+
+@dataclass(frozen=True)
+class OccupancyReading:
+    """The part of the status `occupancy` object Home Assistant shows: people inside the
+    site by the server's last count, and its capacity."""
+
+    inside: int | None
+    capacity: int
+
+
+def _count(value: Any) -> int | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 10_000_000
+    return value if ok else None
+
+
+def occupancy_reading(occupancy: Any) -> OccupancyReading | None:
+    """None unless the site counts: `[gate] site` set (else the status has no object), the
+    server's mode soft or hard, and a capacity it told us (before the first lease the gate
+    knows none, and a made-up number is worse than no sensor)."""
+    if not isinstance(occupancy, dict) or occupancy.get("mode") not in ("soft", "hard"):
+        return None
+    capacity = _count(occupancy.get("capacity"))
+    if capacity is None:
+        return None
+    return OccupancyReading(inside=_count(occupancy.get("inside")), capacity=capacity)
 
 
 @dataclass(frozen=True)
@@ -62,9 +88,20 @@ def object_id(gate_id: str) -> str:
     return "gate_" + "".join(c if c.isalnum() or c in "_-" else "_" for c in gate_id)
 
 
+OCCUPANCY_KEYS = ("occupancy", "capacity")
+
+
+def occupancy_removals(gate_id: str, discovery_prefix: str) -> list[tuple[str, str]]:
+    """The empty retained configs that make Home Assistant drop the occupancy sensors (the
+    site stopped counting)."""
+    node = object_id(gate_id)
+    return [(f"{discovery_prefix}/sensor/{node}/{key}/config", "") for key in OCCUPANCY_KEYS]
+
+
 def discovery_messages(gate_id: str, topics: Topics, discovery_prefix: str,
-                       with_server: bool) -> list[tuple[str, str]]:
-    """(topic, JSON payload) of every retained discovery config for this gate."""
+                       with_server: bool, occupancy: bool = False) -> list[tuple[str, str]]:
+    """(topic, JSON payload) of every retained discovery config for this gate; `occupancy`:
+    the site counts (see occupancy_reading), so people inside and capacity are sensors."""
     node = object_id(gate_id)
     device = {"identifiers": [node], "name": f"Gate {gate_id}", "manufacturer": "gate",
               "model": MODEL, "sw_version": __version__}
@@ -104,8 +141,18 @@ def discovery_messages(gate_id: str, topics: Topics, discovery_prefix: str,
                 "value_template": "{{ 'ON' if value_json.server_reachable else 'OFF' }}",
                 "device_class": "connectivity", "entity_category": "diagnostic"}),
         ]
-    # Occupancy (a sensor of people on site) joins here once the gate counts them; until
-    # then nothing is published, rather than a made-up number.
+    if occupancy:
+        configs += [
+            ("sensor", "occupancy", {
+                "name": "People inside", "state_topic": topics.state,
+                "value_template": "{{ value_json.occupancy_inside }}",
+                "unit_of_measurement": "people", "state_class": "measurement",
+                "icon": "mdi:account-group"}),
+            ("sensor", "capacity", {
+                "name": "Site capacity", "state_topic": topics.state,
+                "value_template": "{{ value_json.occupancy_capacity }}",
+                "unit_of_measurement": "people", "icon": "mdi:account-multiple-check"}),
+        ]
     out = []
     for component, key, config in configs:
         payload = {**config, **common, "unique_id": f"{node}_{key}",
