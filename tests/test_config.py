@@ -16,7 +16,16 @@ from typing import Any, Literal
 
 import pytest
 
-from gate.config import SECTIONS, Config, describe, load_config, parse_config
+from gate.config import (
+    SECTIONS,
+    Config,
+    GateSection,
+    IndicatorsSection,
+    OccupancySection,
+    describe,
+    load_config,
+    parse_config,
+)
 from gate.errors import ConfigError
 from tests.support.daemon import REPO, toml_value
 
@@ -545,6 +554,33 @@ def test_config_check_config_cli_prints_effective_config_and_exits_0(tmp_path: P
     assert f'state_dir = "{tmp_path / "state"}"' in proc.stdout
     assert "open_s = 6.0" in proc.stdout
     assert "relay_pin = 17" in proc.stdout  # defaults are shown too
+
+
+def test_config_check_config_cli_lists_the_occupancy_keys_with_their_meanings(
+        tmp_path: Path) -> None:
+    path = write_config(tmp_path, '[gate]\nstate_dir = "state"\nsite = "hq"\n'
+                                  'direction = "out"\n[occupancy]\nlease_interval_s = 15\n')
+    proc = run_gate("check-config", "--config", str(path))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    sections = {"gate": ("site", "direction"), "indicators": ("full_led", "full_buzzer"),
+                "occupancy": tuple(f.name for f in dataclasses.fields(OccupancySection))}
+    assert {"lease_interval_s", "passback_max_keys"} <= set(sections["occupancy"])
+    for section, keys in sections.items():
+        start = lines.index(f"[{section}]")
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("[")),
+                   len(lines))
+        for key in keys:
+            owner = {"gate": GateSection, "indicators": IndicatorsSection,
+                     "occupancy": OccupancySection}[section]
+            doc = {f.name: f.metadata["doc"] for f in dataclasses.fields(owner)}[key]
+            found = [ln for ln in lines[start:end] if ln.split(" = ")[0] == key]
+            assert len(found) == 1 and found[0].endswith(f"  # {doc}"), (section, key)
+    # the values given, and the meanings an installer needs, in words
+    assert 'site = "hq"  # the site this door belongs to, for occupancy' in proc.stdout
+    assert 'direction = "out"  # where this door leads' in proc.stdout
+    assert "lease_interval_s = 15.0  # how often the lease is renewed" in proc.stdout
+    assert "passback_max_keys = 100000  # timed anti-passback offline" in proc.stdout
 
 
 def test_config_check_config_cli_names_the_bad_key_and_exits_2(tmp_path: Path) -> None:
