@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import GateProcess, gate_config, write_allowlist
-from tests.gatehelpers import events_where, wait_until
-from tests.qrimages import qr_frame, write_png
 from tests.server.pg import free_port
+from tests.support.daemon import GateProcess, gate_config, write_allowlist
+from tests.support.gatehelpers import events_where, wait_until
+from tests.support.qrimages import qr_frame, write_png
 
 pytestmark = pytest.mark.slow
 
