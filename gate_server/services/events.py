@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -37,7 +37,7 @@ def store(session: Session, gate_id: str, events: list[dict[str, Any]], now: dat
     return store_counted(session, gate_id, events, now).held
 
 
-def store_counted(session: Session, gate_id: str, events: list[dict[str, Any]],
+def store_counted(session: Session | Connection, gate_id: str, events: list[dict[str, Any]],
                   now: datetime) -> Stored:
     if not events:
         return Stored([], 0)
@@ -45,7 +45,8 @@ def store_counted(session: Session, gate_id: str, events: list[dict[str, Any]],
     rows = [{"event_id": e["id"], "gate_id": gate_id, "at": e["at"], "kind": e["kind"],
              "body": json.dumps(e, sort_keys=True, separators=(",", ":")), "received_at": now}
             for e in events]
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    dialect = session.dialect if isinstance(session, Connection) else session.get_bind().dialect
+    insert = pg_insert if dialect.name == "postgresql" else sqlite_insert
     # ON CONFLICT DO NOTHING: a retried upload (lost reply) is a duplicate, not an error,
     # and concurrent retries cannot fail each other. RETURNING names the rows that are new.
     new = set(session.scalars(insert(Event).on_conflict_do_nothing(index_elements=["event_id"])

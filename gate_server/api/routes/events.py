@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from sqlalchemy import Connection
+from starlette.concurrency import run_in_threadpool
 
 from ...services import events
-from ..deps import BodyDep, GateDep, SessionDep
+from ..gateauth import authenticate, gate_digest
 from ..schemas import BadBody, EventIn, parse_batch, parse_object
 
 log = logging.getLogger(__name__)
@@ -17,13 +20,41 @@ router = APIRouter()
 
 
 @router.post("/v1/events")
-def post_events(request: Request, gate: GateDep, raw: BodyDep,
-                session: SessionDep) -> dict[str, Any]:
+async def post_events(request: Request,
+                      digest: Annotated[str, Depends(gate_digest)]) -> JSONResponse:
+    raw = await request.body()  # app max_body_size has capped it (413)
+    # All database work in one thread pool call (see credentials.py).
+    return await run_in_threadpool(upload, request.app.state, digest, request.headers, raw)
+
+
+def upload(state: Any, digest: str, headers: Any, raw: bytes) -> JSONResponse:
+    settings = state.settings
+    now = settings.clock()
+    refused: HTTPException | None = None
+    with state.engine.begin() as conn:
+        gate = authenticate(conn, digest, headers, now, settings.seen_write_s)
+        # Parsed only after the token is checked: an anonymous client gets 401, not 400.
+        try:
+            result = store(conn, gate.id, raw, now)
+        except HTTPException as exc:
+            refused = exc  # raised after last-seen is committed
+    if refused is not None:
+        raise refused
+    accepted, rejected, inserted = result
+    state.metrics.events_stored.inc(inserted)
+    log.info("events from gate %s: %d accepted, %d rejected", gate.id, len(accepted),
+             len(rejected))
+    return JSONResponse({"stored": len(accepted), "accepted": accepted, "rejected": rejected})
+
+
+def store(conn: Connection, gate_id: str, raw: bytes,
+          now: Any) -> tuple[list[str], list[str], int]:
+    """(accepted ids, rejected ids, rows new) for one upload; HTTPException for a bad body."""
     try:
-        gate_id, batch = parse_batch(parse_object(raw))
+        body_gate, batch = parse_batch(parse_object(raw))
     except BadBody as exc:
         raise HTTPException(400, str(exc)) from None
-    if gate_id != gate.id:
+    if body_gate != gate_id:
         raise HTTPException(403, "gate: this token belongs to another gate")
     valid, rejected = [], []
     for event in batch:
@@ -33,13 +64,8 @@ def post_events(request: Request, gate: GateDep, raw: BodyDep,
             rejected.append(event["id"])  # refused for good: the gate sets it aside
             continue
         valid.append(event)
-    stored = events.store_counted(session, gate.id, valid, request.app.state.settings.clock())
-    session.commit()
-    request.app.state.metrics.events_stored.inc(stored.inserted)
-    accepted = stored.held
-    accepted = list(dict.fromkeys(accepted))  # an id sent twice in one batch is one event
+    stored = events.store_counted(conn, gate_id, valid, now)
+    accepted = list(dict.fromkeys(stored.held))  # an id sent twice in one batch is one event
     held = set(accepted)
     rejected += [e["id"] for e in valid if e["id"] not in held]  # id owned by another gate
-    log.info("events from gate %s: %d accepted, %d rejected", gate.id, len(accepted),
-             len(rejected))
-    return {"stored": len(accepted), "accepted": accepted, "rejected": rejected}
+    return accepted, rejected, stored.inserted
