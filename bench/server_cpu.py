@@ -38,6 +38,8 @@ LAYERS = (("json", ("json/", "orjson")), ("pydantic", ("pydantic",)),
           ("fastapi", ("fastapi",)), ("starlette", ("starlette",)),
           ("uvicorn/asyncio", ("uvicorn", "asyncio", "h11", "httptools", "uvloop")),
           ("gate_server", ("gate_server",)))
+# Waiting, not working (py-spy's idle detection misses these), and start-up imports.
+IDLE = ("Condition.wait", "Connection.wait", "EpollSelector.select", "importlib")
 
 
 def request_args(kind: str, g: GateState, behind: dict[str, str]) -> tuple[str, str,
@@ -84,8 +86,10 @@ def summarise(raw: Path, out: Path) -> None:
         if not count.isdigit():
             continue
         c = int(count)
-        total += c
         parts = stack.split(";")
+        if any(k in parts[-1] for k in IDLE) or "importlib" in stack:
+            continue
+        total += c
         # py-spy frame: "function (file:line)"
         layer = "other"
         for frame in reversed(parts):

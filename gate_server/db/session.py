@@ -14,6 +14,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+POOL_SIZE = 16      # connections kept open per process (PostgreSQL)
+MAX_OVERFLOW = 24   # opened beyond that under a burst, closed again after use
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
@@ -33,7 +35,12 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # Beyond pool_size an overflow connection is opened and closed per request, a new
+    # PostgreSQL backend each time (SQLAlchemy's default of 5 cost 0.6 ms of PostgreSQL CPU
+    # per request at 8 concurrent requests). At most 40 per process, uvicorn's thread pool:
+    # with more than 2 processes raise PostgreSQL's max_connections (100) to 40 x processes.
+    return create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE,
+                         max_overflow=MAX_OVERFLOW)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
