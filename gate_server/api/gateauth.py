@@ -10,12 +10,14 @@ pool hop) at most of the 3 ms of CPU per request.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import HTTPException, Request
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, Engine, select, update
 
 from ..core import security
 from ..core.timeutil import as_utc
@@ -67,6 +69,15 @@ def seen_changes(last_seen: datetime | None, version: str | None, now: datetime,
     if age.isdigit() and len(age) <= 10:  # whole seconds; anything else is ignored
         values["cache_age_s"] = float(age)
     return values
+
+
+@contextmanager
+def autocommit(engine: Engine) -> Iterator[Connection]:
+    """A connection where each statement commits on its own: no BEGIN and COMMIT round
+    trips. Enough for these requests: under PostgreSQL's READ COMMITTED every statement
+    had its own snapshot inside a transaction as well, and each write is one statement."""
+    with engine.connect() as conn:
+        yield conn.execution_options(isolation_level="AUTOCOMMIT")
 
 
 _QUERY = (select(Gate.id, Gate.site_id, Gate.token_sha256, Gate.last_seen_at,

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from ...services import sync
-from ..gateauth import authenticate, gate_digest
+from ..gateauth import authenticate, autocommit, gate_digest
 
 router = APIRouter()
 
@@ -35,8 +35,8 @@ async def get_credentials(request: Request, digest: Annotated[str, Depends(gate_
 def answer(state: Any, digest: str, headers: Any, gate_param: str | None,
            since: str | None) -> Response:
     settings = state.settings
-    # One transaction: last-seen, and a cursor read before the rows sent with it.
-    with state.engine.begin() as conn:
+    # The site state (cursor) is read with the token, before the rows sent with it.
+    with autocommit(state.engine) as conn:
         gate = authenticate(conn, digest, headers, settings.clock(), settings.seen_write_s)
         if gate_param is not None and gate_param != gate.id:
             page = None  # refused below, after last-seen is committed

@@ -12,7 +12,7 @@ from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from ...services import events
-from ..gateauth import authenticate, gate_digest
+from ..gateauth import authenticate, autocommit, gate_digest
 from ..schemas import BadBody, EventIn, parse_batch, parse_object
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ def upload(state: Any, digest: str, headers: Any, raw: bytes) -> JSONResponse:
     settings = state.settings
     now = settings.clock()
     refused: HTTPException | None = None
-    with state.engine.begin() as conn:
+    with autocommit(state.engine) as conn:
         gate = authenticate(conn, digest, headers, now, settings.seen_write_s)
         # Parsed only after the token is checked: an anonymous client gets 401, not 400.
         try:
