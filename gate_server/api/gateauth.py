@@ -10,14 +10,14 @@ pool hop) at most of the 3 ms of CPU per request.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import HTTPException, Request
 from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy.exc import DBAPIError
 
 from ..core import security
 from ..core.timeutil import as_utc
@@ -71,13 +71,26 @@ def seen_changes(last_seen: datetime | None, version: str | None, now: datetime,
     return values
 
 
-@contextmanager
-def autocommit(engine: Engine) -> Iterator[Connection]:
-    """A connection where each statement commits on its own: no BEGIN and COMMIT round
-    trips. Enough for these requests: under PostgreSQL's READ COMMITTED every statement
-    had its own snapshot inside a transaction as well, and each write is one statement."""
-    with engine.connect() as conn:
-        yield conn.execution_options(isolation_level="AUTOCOMMIT")
+T = TypeVar("T")
+
+
+def autocommit(engine: Engine, work: Callable[[Connection], T]) -> T:
+    """work(conn) where each statement commits on its own: no BEGIN and COMMIT round trips.
+    Enough for these requests: under PostgreSQL's READ COMMITTED every statement had its own
+    snapshot inside a transaction as well, and each write is one statement.
+
+    The engine does not ping a connection before use (a round trip per request, 0.2 ms of
+    server CPU); instead a connection found dead (database restarted) makes SQLAlchemy drop
+    the whole pool and the work runs once more on a fresh one. Safe because sync and events
+    are idempotent (last-seen, ON CONFLICT DO NOTHING)."""
+    for attempt in (1, 2):
+        try:
+            with engine.connect() as conn:
+                return work(conn.execution_options(isolation_level="AUTOCOMMIT"))
+        except DBAPIError as exc:
+            if attempt == 2 or not exc.connection_invalidated:
+                raise
+    raise AssertionError("unreachable")
 
 
 _QUERY = (select(Gate.id, Gate.site_id, Gate.token_sha256, Gate.last_seen_at,

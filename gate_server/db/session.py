@@ -39,7 +39,10 @@ def make_engine(url: str) -> Engine:
     # PostgreSQL backend each time (SQLAlchemy's default of 5 cost 0.6 ms of PostgreSQL CPU
     # per request at 8 concurrent requests). At most 40 per process, uvicorn's thread pool:
     # with more than 2 processes raise PostgreSQL's max_connections (100) to 40 x processes.
-    return create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE,
+    # No pre-ping (a round trip per checkout): after a database restart the first statement
+    # on a dead connection fails, SQLAlchemy then drops the whole pool, and the gate routes
+    # retry once on a fresh connection (api/gateauth.autocommit).
+    return create_engine(url, pool_pre_ping=False, pool_size=POOL_SIZE,
                          max_overflow=MAX_OVERFLOW)
 
 

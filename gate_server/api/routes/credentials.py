@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from ...services import sync
@@ -35,19 +36,18 @@ async def get_credentials(request: Request, digest: Annotated[str, Depends(gate_
 def answer(state: Any, digest: str, headers: Any, gate_param: str | None,
            since: str | None) -> Response:
     settings = state.settings
-    # The site state (cursor) is read with the token, before the rows sent with it.
-    with autocommit(state.engine) as conn:
+
+    def work(conn: Connection) -> Response:
+        # The site state (cursor) is read with the token, before the rows sent with it.
         gate = authenticate(conn, digest, headers, settings.clock(), settings.seen_write_s)
         if gate_param is not None and gate_param != gate.id:
-            page = None  # refused below, after last-seen is committed
-        else:
-            tag = sync.etag_of(gate.site_id, gate)
-            # The up-to-date gate gets its 304 without a single pass being read.
-            if etag_matches(headers.get("If-None-Match"), tag):
-                return Response(status_code=304, headers={"ETag": tag})
-            page = sync.page(conn, gate.site_id, gate, since)
-    if page is None:
-        raise HTTPException(403, "gate: this token belongs to another gate")
-    return JSONResponse({"cursor": page.cursor, "full": page.full,
-                         "credentials": page.credentials},
-                        headers={"ETag": tag, "Cache-Control": "no-cache"})
+            raise HTTPException(403, "gate: this token belongs to another gate")
+        tag = sync.etag_of(gate.site_id, gate)
+        # The up-to-date gate gets its 304 without a single pass being read.
+        if etag_matches(headers.get("If-None-Match"), tag):
+            return Response(status_code=304, headers={"ETag": tag})
+        page = sync.page(conn, gate.site_id, gate, since)
+        return JSONResponse({"cursor": page.cursor, "full": page.full,
+                             "credentials": page.credentials},
+                            headers={"ETag": tag, "Cache-Control": "no-cache"})
+    return autocommit(state.engine, work)

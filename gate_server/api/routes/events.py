@@ -30,19 +30,14 @@ async def post_events(request: Request,
 def upload(state: Any, digest: str, headers: Any, raw: bytes) -> JSONResponse:
     settings = state.settings
     now = settings.clock()
-    refused: HTTPException | None = None
-    with autocommit(state.engine) as conn:
+
+    def work(conn: Connection) -> tuple[str, tuple[list[str], list[str], int]]:
         gate = authenticate(conn, digest, headers, now, settings.seen_write_s)
         # Parsed only after the token is checked: an anonymous client gets 401, not 400.
-        try:
-            result = store(conn, gate.id, raw, now)
-        except HTTPException as exc:
-            refused = exc  # raised after last-seen is committed
-    if refused is not None:
-        raise refused
-    accepted, rejected, inserted = result
+        return gate.id, store(conn, gate.id, raw, now)
+    gate_id, (accepted, rejected, inserted) = autocommit(state.engine, work)
     state.metrics.events_stored.inc(inserted)
-    log.info("events from gate %s: %d accepted, %d rejected", gate.id, len(accepted),
+    log.info("events from gate %s: %d accepted, %d rejected", gate_id, len(accepted),
              len(rejected))
     return JSONResponse({"stored": len(accepted), "accepted": accepted, "rejected": rejected})
 
