@@ -8,7 +8,8 @@ the CPU seconds the server process (and PostgreSQL) spent divided by the request
 barely depend on contention. One `gate-server serve` process on a throwaway PostgreSQL with
 1,000 gates on 10 sites of 1,000 passes; a closed loop of `--concurrency` aiohttp clients
 sends: `sync 304` (the gate holds the site's list), `sync 200` (a delta of one pass: the
-cursor one revision behind) and `events` (one decision event per upload).
+cursor one revision behind), `events` (one decision event per upload) and `floor 404` (a
+path no route owns: the HTTP server and the app's middleware alone, no database).
 With --profile the server runs under `py-spy record --format raw` (pip install py-spy) and
 each endpoint's samples are summarised by the layer they were spent in (innermost match).
 """
@@ -29,7 +30,7 @@ from bench.server_fleet import Fleet, GateState, seed_fleet
 from bench.server_scale import Servers, load, start_servers, tree_cpu
 from tests.server.pg import PgCluster
 
-KINDS = ("sync 304", "sync 200", "events")
+KINDS = ("sync 304", "sync 200", "events", "floor 404")
 # Where a sample's time went: the innermost frame whose file matches wins.
 LAYERS = (("json", ("json/", "orjson")), ("pydantic", ("pydantic",)),
           ("psycopg", ("psycopg",)), ("sqlalchemy", ("sqlalchemy",)),
@@ -48,6 +49,8 @@ def request_args(kind: str, g: GateState, behind: dict[str, str]) -> tuple[str, 
     if kind == "sync 304":
         headers["If-None-Match"] = g.etag
         return "GET", "/v1/credentials", {"headers": headers, "params": {"since": g.cursor}}
+    if kind == "floor 404":  # no route, no database: what uvicorn + the app cost alone
+        return "GET", "/v1/nothing-here", {"headers": headers}
     if kind == "sync 200":
         return "GET", "/v1/credentials", {"headers": headers,
                                           "params": {"since": behind[g.cursor]}}
@@ -60,7 +63,7 @@ async def drive(url: str, fleet: Fleet, kind: str, n: int, concurrency: int) -> 
     import aiohttp
     epoch_rev = {g.cursor for g in fleet.gates}
     behind = {c: f"{c.split('-')[0]}-{int(c.split('-')[1]) - 1}" for c in epoch_rev}
-    want = {"sync 304": 304, "sync 200": 200, "events": 200}[kind]
+    want = {"sync 304": 304, "sync 200": 200, "events": 200, "floor 404": 404}[kind]
     ok = 0
     queue = iter(range(n))
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as http:
