@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from ..core.timeutil import format_time
@@ -81,14 +81,21 @@ def wire(row: Any) -> dict[str, Any]:
     return out
 
 
+# Built once with bound parameters (as the gate auth query): the full list and the delta.
+_FULL = (select(*_WIRE).where(Pass.site_id == bindparam("site"), Pass.revoked.is_(False))
+         .order_by(Pass.revision))
+_DELTA = (select(*_WIRE).where(Pass.site_id == bindparam("site"),
+                               Pass.revision > bindparam("start"))
+          .order_by(Pass.revision))
+
+
 def page(conn: Session | Connection, site_id: int, site: SiteState,
          since: str | None) -> Page:
     start = usable_since(site, since)
-    query = select(*_WIRE).where(Pass.site_id == site_id)
     if start is None:
-        rows = conn.execute(query.where(Pass.revoked.is_(False)).order_by(Pass.revision)).all()
+        rows = conn.execute(_FULL, {"site": site_id}).all()
     else:
-        rows = conn.execute(query.where(Pass.revision > start).order_by(Pass.revision)).all()
+        rows = conn.execute(_DELTA, {"site": site_id, "start": start}).all()
     return Page(f"{site.epoch}-{site.revision}", start is None, [wire(r) for r in rows])
 
 
