@@ -14,8 +14,13 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-POOL_SIZE = 16      # connections kept open per process (PostgreSQL)
-MAX_OVERFLOW = 24   # opened beyond that under a burst, closed again after use
+# As many connections as requests one process runs at once (uvicorn's thread pool: 40),
+# kept open: an overflow connection is closed when returned, so a burst above the pool
+# size opened a new PostgreSQL backend per request (SQLAlchemy's default of 5 cost 0.6 ms
+# of PostgreSQL CPU per request at 8 concurrent requests, a pool of 16 1 ms at 32). They
+# open lazily; with more than 2 processes raise PostgreSQL's max_connections (100).
+POOL_SIZE = 40
+MAX_OVERFLOW = 0
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
@@ -35,10 +40,6 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
         return engine
-    # Beyond pool_size an overflow connection is opened and closed per request, a new
-    # PostgreSQL backend each time (SQLAlchemy's default of 5 cost 0.6 ms of PostgreSQL CPU
-    # per request at 8 concurrent requests). At most 40 per process, uvicorn's thread pool:
-    # with more than 2 processes raise PostgreSQL's max_connections (100) to 40 x processes.
     # No pre-ping (a round trip per checkout): after a database restart the first statement
     # on a dead connection fails, SQLAlchemy then drops the whole pool, and the gate routes
     # retry once on a fresh connection (api/gateauth.autocommit).
