@@ -12,7 +12,13 @@ from sqlalchemy.orm import Session
 from ..core import security
 from ..core.config import Settings
 from ..db.models import Gate
-from .gateauth import CACHE_AGE_HEADER, USER_AGENT, bearer_digest, seen_changes, unauthorised
+from .gateauth import (
+    CACHE_AGE_HEADER,
+    USER_AGENT,
+    bearer_digest,
+    seen_changes,
+    unauthorised,
+)
 
 __all__ = ["CACHE_AGE_HEADER", "USER_AGENT", "BodyDep", "GateDep", "SessionDep", "current_gate"]
 

@@ -14,13 +14,14 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-# As many connections as requests one process runs at once (uvicorn's thread pool: 40),
-# kept open: an overflow connection is closed when returned, so a burst above the pool
-# size opened a new PostgreSQL backend per request (SQLAlchemy's default of 5 cost 0.6 ms
-# of PostgreSQL CPU per request at 8 concurrent requests, a pool of 16 1 ms at 32). They
-# open lazily; with more than 2 processes raise PostgreSQL's max_connections (100).
-POOL_SIZE = 40
-MAX_OVERFLOW = 0
+# Per process: the gate routes use at most api/gateauth.DB_THREADS (8) at once, the other
+# routes the rest. Kept open: an overflow connection is closed when returned, so bursts
+# above pool_size open a PostgreSQL backend per request (SQLAlchemy's default pool of 5
+# cost 0.6 ms of PostgreSQL CPU per request at 8 concurrent requests). At most 20 per
+# process: 5 processes fit PostgreSQL's default max_connections of 100 (4 processes with
+# 40 each got "too many clients").
+POOL_SIZE = 12
+MAX_OVERFLOW = 8
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 

@@ -46,8 +46,8 @@ def test_gs_gateauth_rotated_token_refused_on_next_request(server: Server,
         s.execute(update(Gate).where(Gate.id == "gate-1")
                   .values(token_sha256=security.token_hash(security.new_gate_token())))
     assert _sync(client, server).status_code == 401  # no cache: not even one more request
-    body = {"gate": "gate-1", "events": [{"id": "e1", "at": "2026-03-01T12:00:00Z",
-                                          "kind": "decision"}]}
+    body: dict[str, Any] = {"gate": "gate-1", "events": [
+        {"id": "e1", "at": "2026-03-01T12:00:00Z", "kind": "decision"}]}
     assert client.post("/v1/events", json=body, headers=server.auth()).status_code == 401
 
 
@@ -56,8 +56,8 @@ def test_gs_gateauth_dead_connection_is_retried_not_500(server: Server, client: 
     if not db_url.startswith("postgresql"):
         pytest.skip("server-side connection kill is PostgreSQL's")
     etag = _sync(client, server).headers["etag"]
-    body = {"gate": "gate-1", "events": [{"id": "e1", "at": "2026-03-01T12:00:00Z",
-                                          "kind": "decision"}]}
+    body: dict[str, Any] = {"gate": "gate-1", "events": [
+        {"id": "e1", "at": "2026-03-01T12:00:00Z", "kind": "decision"}]}
     assert client.post("/v1/events", json=body, headers=server.auth()).status_code == 200
     # As a database restart would: every pooled connection of the app dies.
     from sqlalchemy import create_engine
@@ -76,3 +76,40 @@ def test_gs_gateauth_dead_connection_is_retried_not_500(server: Server, client: 
     body["events"][0]["id"] = "e2"
     r = client.post("/v1/events", json=body, headers=server.auth())
     assert r.status_code == 200 and r.json()["accepted"] == ["e2"]
+
+
+def test_gs_gateauth_database_work_is_bounded_to_db_threads() -> None:
+    """At most DB_THREADS gate requests hold a database connection at once (the pool is
+    sized for it); the others wait on the event loop."""
+    import asyncio
+    import threading
+    from types import SimpleNamespace
+
+    from gate_server.api.gateauth import DB_THREADS, in_db_thread
+
+    lock, release = threading.Lock(), threading.Event()
+    active = [0, 0]  # now, peak
+
+    def work() -> None:
+        with lock:
+            active[0] += 1
+            active[1] = max(active[1], active[0])
+        assert release.wait(10)
+        with lock:
+            active[0] -= 1
+
+    async def main() -> None:
+        state = SimpleNamespace()
+        tasks = [asyncio.ensure_future(in_db_thread(state, work)) for _ in range(3 * DB_THREADS)]
+        for _ in range(1000):  # until the limiter is full
+            await asyncio.sleep(0.001)
+            if active[0] >= DB_THREADS:
+                break
+        for _ in range(20):    # give any extra thread the chance to start
+            await asyncio.sleep(0.001)
+        seen = active[1]
+        release.set()
+        await asyncio.gather(*tasks)
+        assert seen == DB_THREADS
+
+    asyncio.run(main())

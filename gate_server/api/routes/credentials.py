@@ -7,10 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import Connection
-from starlette.concurrency import run_in_threadpool
 
 from ...services import sync
-from ..gateauth import authenticate, autocommit, gate_digest
+from ..gateauth import authenticate, autocommit, gate_digest, in_db_thread
 
 router = APIRouter()
 
@@ -29,8 +28,8 @@ async def get_credentials(request: Request, digest: Annotated[str, Depends(gate_
                           since: Annotated[str | None, Query(max_length=64)] = None) -> Response:
     # async, with all database work in one thread pool call: FastAPI ran each sync
     # dependency and the route in a hop of their own (four per request).
-    return await run_in_threadpool(answer, request.app.state, digest, request.headers,
-                                   gate_param, since)
+    return await in_db_thread(request.app.state, answer, request.app.state, digest,
+                            request.headers, gate_param, since)
 
 
 def answer(state: Any, digest: str, headers: Any, gate_param: str | None,

@@ -9,10 +9,9 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlalchemy import Connection
-from starlette.concurrency import run_in_threadpool
 
 from ...services import events
-from ..gateauth import authenticate, autocommit, gate_digest
+from ..gateauth import authenticate, autocommit, gate_digest, in_db_thread
 from ..schemas import BadBody, EventIn, parse_batch, parse_object
 
 log = logging.getLogger(__name__)
@@ -24,7 +23,8 @@ async def post_events(request: Request,
                       digest: Annotated[str, Depends(gate_digest)]) -> JSONResponse:
     raw = await request.body()  # app max_body_size has capped it (413)
     # All database work in one thread pool call (see credentials.py).
-    return await run_in_threadpool(upload, request.app.state, digest, request.headers, raw)
+    return await in_db_thread(request.app.state, upload, request.app.state, digest,
+                            request.headers, raw)
 
 
 def upload(state: Any, digest: str, headers: Any, raw: bytes) -> JSONResponse:
