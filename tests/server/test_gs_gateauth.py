@@ -11,7 +11,7 @@ from sqlalchemy import event, text, update
 from gate_server.core import security
 from gate_server.db.models import Gate
 
-from .conftest import Server
+from tests.support.server import Server
 
 
 def _sync(client: Any, server: Server, etag: str | None = None) -> Any:
