@@ -10,7 +10,6 @@ from sqlalchemy import event, text, update
 
 from gate_server.core import security
 from gate_server.db.models import Gate
-
 from tests.support.server import Server
 
 
