@@ -2,6 +2,7 @@
 
     python -m bench.pipeline            # 3 rounds of a 600-frame entrance day, 640x480
     python -m bench.pipeline --quick    # 1 round of 240 frames
+    python -m bench.pipeline --signed   # visitors hold signed passes (GP1, keys_file)
 
 A deterministic "entrance day": mostly an empty entrance (sensor noise, people walking
 through), and now and then a visitor holding a pass (easy/medium codes on a phone) for a
@@ -38,7 +39,26 @@ from gate.scan.decode import qr_formats
 SIZE = (640, 480)
 
 
-def entrance_day(n: int, seed: int = 7) -> tuple[list[np.ndarray], list[str]]:
+def signed_pass(rng: np.random.Generator) -> str:
+    """A signed visitor pass (GP1, Ed25519) for site "hq", valid around now: what a
+    gate-server issues (no schedule, not rotating: 153 characters, QR version 8)."""
+    from gate.passes import Claims, issue
+    now = int(time.time())
+    claims = Claims(pass_id=rng.bytes(5), sites=("hq",), kind="visitor", valid_from=None,
+                    valid_until=now + 86400)
+    return issue(claims, SIGNER)
+
+
+def _signer():  # type: ignore[no-untyped-def]
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    return Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+
+
+SIGNER = _signer()
+
+
+def entrance_day(n: int, seed: int = 7, signed: bool = False
+                 ) -> tuple[list[np.ndarray], list[str]]:
     """`n` frames: visits of 12 frames with a code every ~60 frames, the rest empty."""
     rng = np.random.default_rng(seed_for("pipeline", seed))
     entrance = make_entrance(rng, SIZE, 120.0, 0.3)
@@ -48,7 +68,7 @@ def entrance_day(n: int, seed: int = 7) -> tuple[list[np.ndarray], list[str]]:
         for _ in range(int(rng.integers(35, 60))):
             frames.append(empty_scene(rng, SIZE, float(rng.uniform(1, 3)), entrance,
                                       person=bool(rng.random() < 0.3)))
-        payload = random_payload(rng)
+        payload = signed_pass(rng) if signed else random_payload(rng)
         payloads.append(payload)
         difficulty = "easy" if rng.random() < 0.5 else "medium"
         held, _ = make_scene(rng, difficulty, SIZE, payload, entrance)
@@ -83,9 +103,13 @@ def run_pipeline(frames: list[np.ndarray], payloads: list[str], tmp: Path,
     from gate.config import load_config
     from gate.daemon import Gate
     from gate.journal import Journal
-
+    from gate.passes import dump_keys
+    from gate.passes.keys import PassKey, kid_for, raw_public_key
     allow = tmp / "allow.csv"
-    allow.write_text("code,label\n" + "".join(f"{p},Visitor\n" for p in payloads))
+    plain = [p for p in payloads if not p.startswith("GP1:")]  # signed ones verify by key
+    allow.write_text("code,label\n" + "".join(f"{p},Visitor\n" for p in plain))
+    pub = raw_public_key(SIGNER.public_key())
+    (tmp / "keys.json").write_text(dump_keys([PassKey(kid_for(pub), pub, 0)]))
     (tmp / "frames").mkdir(exist_ok=True)
     from PIL import Image
     Image.fromarray(frames[0]).save(tmp / "frames" / "f.png")
@@ -94,6 +118,7 @@ def run_pipeline(frames: list[np.ndarray], payloads: list[str], tmp: Path,
     cfg_path.write_text(f'''
 [gate]
 state_dir = "{state}"
+site = "hq"
 [camera]
 source = "files"
 path = "{tmp / 'frames'}"
@@ -103,6 +128,8 @@ pin_factory = "mock"
 open_s = 0.2
 [list]
 path = "{allow}"
+[passes]
+keys_file = "{tmp / 'keys.json'}"
 [decoder]
 {"".join(f'{k} = {str(v).lower()}{chr(10)}' for k, v in (decoder or {}).items())}''')
     gate = Gate(load_config(cfg_path), threading.Event())
@@ -160,11 +187,14 @@ def run_raw(frames: list[np.ndarray]) -> tuple[float, list[float]]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--signed", action="store_true",
+                        help="visitors hold signed passes, verified offline by PassVerifier")
     args = parser.parse_args(argv)
     n, rounds = (240, 1) if args.quick else (600, 3)
-    header(f"Scan pipeline vs raw zxing-cpp, {n} frames at 640x480, best of {rounds}",
+    kind = "signed passes" if args.signed else "allowlist codes"
+    header(f"Scan pipeline vs raw zxing-cpp, {n} frames at 640x480, best of {rounds}, {kind}",
            "bench.pipeline")
-    frames, payloads = entrance_day(n)
+    frames, payloads = entrance_day(n, signed=args.signed)
     with tempfile.TemporaryDirectory() as tmp:
         raw_best = float("inf")
         raw_per: list[float] = []

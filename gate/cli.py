@@ -93,6 +93,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     print(f"# {args.config}: OK")
     print(describe(cfg))
+    from .verify.weakcodes import weak_code_warnings
+    for warning in weak_code_warnings(cfg.list.path):  # warned, never refused
+        print(f"warning: [list] path: {warning}", file=sys.stderr)
     return Exit.OK
 
 

@@ -22,6 +22,7 @@ from .exits import Exit, exit_for
 from .notify import sd_notify, watchdog_interval
 from .scan.camera import Frame
 from .scan.scanner import Presentation
+from .verify.signed import pass_fields
 from .wiring import apply_config, build_parts, start_fleet
 
 log = logging.getLogger("gate")
@@ -153,7 +154,8 @@ class Gate:
         recorded = self._journal_decision(
             decision.verdict, decision.reason, decision.source, durable=False,
             label=decision.label, credential_id=decision.credential_id,
-            code_sha256=p.code.sha256, latency_ms=round(latency_ms, 2))
+            code_sha256=p.code.sha256, latency_ms=round(latency_ms, 2),
+            **pass_fields(decision))  # a signed pass: its pass_id, never the payload
         verdict, reason = decision.verdict, decision.reason
         if decision.granted and self._may_open(recorded):
             self.door.release(open_s)

@@ -13,6 +13,7 @@ from gpiozero.pins import Factory
 
 from .central.client import ServerClient, read_token
 from .central.leases import LeaseWorker, OccupancyStore
+from .central.passwiring import PassParts, build_passes
 from .central.sync import CredentialSync, EventUploader, JournalPruner
 from .clock import TrustedClock, latest_journal_time
 from .config import Config, broker_address, indicator_pins, parse_listen
@@ -81,6 +82,7 @@ class GateParts:
     source: FrameSource
     metrics: GateMetrics | None
     occupancy: OccupancyGuard | None = field(default=None)
+    passes: PassParts | None = field(default=None)
     fleet: FleetBus | None = field(default=None)
 
 
@@ -156,7 +158,8 @@ def _build(cfg: Config, stop: threading.Event, pin_factory: Factory | None,
     door_events.follow(door_io.relay_changed, first=True)
     store = CredentialStore(cfg.credentials_path)
     stack.callback(store.close)
-    online, sync, workers, occupancy = _server_parts(cfg, recorder, store, clock, stack)
+    passes = build_passes(cfg, stack)  # signed passes: keys, revocations, the verifier
+    online, sync, workers, occupancy = _server_parts(cfg, recorder, store, clock, stack, passes)
     readers = tuple(_reader(part) for part in (online, sync) if part is not None)
     board = StatusBoard(cfg.gate.id, StatusWriter(cfg.status_path), door=door, door_io=door_io,
                         journal=journal, store=store, faults=faults, lockdown=lockdown,
@@ -175,21 +178,23 @@ def _build(cfg: Config, stop: threading.Event, pin_factory: Factory | None,
     for worker in workers:
         worker.start()
         stack.callback(worker.close)
-    chain = _chain(cfg, store, online, clock, lockout, lockdown, occupancy)
+    chain = _chain(cfg, store, online, clock, lockout, lockdown, occupancy, passes)
     scanner = Scanner.from_config(cfg.decoder)
     source = open_source(cfg.camera, stop)
     stack.callback(source.close)
     return GateParts(cfg, run_settings(cfg), stack, faults, recorder, clock, lockout, lockdown,
                      door, door_events, indicators, door_io, store, list_watcher, workers,
-                     online, sync, board, chain, scanner, source, metrics, occupancy)
+                     online, sync, board, chain, scanner, source, metrics, occupancy,
+                     passes)
 
 
 def _chain(cfg: Config, store: CredentialStore, online: ServerCheck | None,
            clock: TrustedClock, lockout: Lockout, lockdown: Lockdown,
-           occupancy: OccupancyGuard | None) -> LockdownChain | OccupancyChain:
+           occupancy: OccupancyGuard | None, passes: PassParts | None
+           ) -> LockdownChain | OccupancyChain:
     """The verifier chain, inside lockdown, inside the occupancy step (outermost)."""
-    chain = LockdownChain(build_chain(cfg, store, online, clock=clock, lockout=lockout),
-                          lockdown)
+    chain = LockdownChain(build_chain(cfg, store, online, clock=clock, lockout=lockout,
+                                      passes=passes.verifier if passes else None), lockdown)
     return chain if occupancy is None else OccupancyChain(chain, occupancy)
 
 
@@ -198,7 +203,7 @@ def _reader(part: ServerCheck | CredentialSync) -> Callable[[], bool | None]:
 
 
 def _server_parts(cfg: Config, recorder: Recorder, store: CredentialStore,
-                  clock: TrustedClock, stack: contextlib.ExitStack
+                  clock: TrustedClock, stack: contextlib.ExitStack, passes: PassParts
                   ) -> tuple[ServerCheck | None, CredentialSync | None, list[Worker],
                              OccupancyGuard | None]:
     """Online verifier, credential sync, journal upload and (at a counting site) the lease
@@ -223,6 +228,7 @@ def _server_parts(cfg: Config, recorder: Recorder, store: CredentialStore,
     occupancy = _occupancy_parts(cfg, recorder, client(), stack, workers)
     workers.append(EventUploader(client(), journal, server.upload_interval_s,
                                  server.upload_batch, server.upload_max_backoff_s))
+    workers.append(passes.sync_worker(client(), server))
     return online, sync, workers, occupancy
 
 
@@ -307,8 +313,10 @@ def apply_config(parts: GateParts, new: Config) -> Changes:
     if parts.online is not None:
         parts.online.status_map = cfg.policy.status
     parts.lockout.reconfigure(lockout_rule(cfg.lockout))
+    if parts.passes is not None:
+        parts.passes.reconfigure(cfg)
     parts.chain = _chain(cfg, parts.store, parts.online, parts.clock, parts.lockout,
-                         parts.lockdown, parts.occupancy)
+                         parts.lockdown, parts.occupancy, parts.passes)
     return changes
 
 

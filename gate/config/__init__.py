@@ -29,6 +29,7 @@ from .schema import (
     MetricsSection,
     MqttSection,
     OccupancySection,
+    PassesSection,
     Pattern,
     PolicySection,
     ServerSection,
@@ -43,7 +44,8 @@ __all__ = [
     "DEFAULT_CONFIG_PATH", "MAX_CONFIG_BYTES", "MAX_STRING_CHARS", "SECTIONS", "CameraSection",
     "Config", "ConfigError", "DecoderSection", "DoorSection", "GateSection", "GpioSection",
     "IndicatorsSection", "InputsSection", "JournalSection", "ListSection", "LockoutSection",
-    "MetricsSection", "MqttSection", "OccupancySection", "Pattern", "PolicySection", "ServerSection", "Steady",
+    "MetricsSection", "MqttSection", "OccupancySection", "PassesSection", "Pattern",
+    "PolicySection", "ServerSection", "Steady",
     "Verdict", "broker_address", "check_mqtt", "cross_checks", "describe", "indicator_pins",
     "load_config", "opt", "parse_config", "parse_listen", "restart_opt",
 ]

@@ -4,6 +4,7 @@ each message names the key it is about."""
 from __future__ import annotations
 
 import dataclasses
+import zoneinfo
 from pathlib import Path
 
 from .schema import Config, IndicatorsSection, MqttSection, _shown
@@ -21,6 +22,7 @@ def cross_checks(cfg: Config, path: Path) -> list[str]:
     if cfg.door.open_s > cfg.door.max_open_s:
         problems.append(f"{path}: [door] open_s: must be <= [door] max_open_s "
                         f"({cfg.door.max_open_s}), got {cfg.door.open_s}")
+    problems.extend(_check_timezone(cfg.gate.timezone, path))
     if cfg.server is not None:
         problems.extend(_check_server_url(cfg.server.url, path))
         if cfg.server.client_key is not None and cfg.server.client_cert is None:
@@ -161,3 +163,11 @@ def _check_server_url(url: str, path: Path) -> list[str]:
     return [f"{where}: must be an https:// URL, got {_shown.repr(url)}"]
 
 
+
+
+def _check_timezone(name: str, path: Path) -> list[str]:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (ValueError, OSError, zoneinfo.ZoneInfoNotFoundError):
+        return [f"{path}: [gate] timezone: not an IANA time zone: {_shown.repr(name)}"]
+    return []

@@ -46,10 +46,14 @@ class GateSection:
     state_dir: Path = restart_opt(Path("/var/lib/gate"), "credential cache, journal and status file")
     log_level: Literal["debug", "info", "warning", "error"] = restart_opt("info", "log verbosity")
     site: str | None = restart_opt(None, "the site this door belongs to, for occupancy (the "
-                                   "server knows it from the token; set it to count offline)")
+                                   "server knows it from the token; set it to count offline) "
+                                   "and signed passes (unset: the site /v1/keys names; a gate "
+                                   "without a server must set it)")
     direction: Literal["in", "out", "both"] = restart_opt(
         "in", "where this door leads, for occupancy: in (entries count +1), out (exits -1), "
         "both (the server decides per pass; offline counted as in)")
+    timezone: str = opt("UTC", "the site's IANA time zone (e.g. Europe/Berlin): signed passes' "
+                        "weekly schedules are read in it")
 
 
 @dataclass(frozen=True)
@@ -257,6 +261,17 @@ class OccupancySection:
 
 
 @dataclass(frozen=True)
+class PassesSection:
+    keys_file: Path | None = restart_opt(None, "issuer public keys (gate-server keys export) for "
+                                         "gates without a server, or until the first key sync")
+    max_key_age_s: float = opt(604800.0, "keys not synced from the server for this long deny "
+                               "every signed pass keys_stale; 0: never (a keys_file never ages)",
+                               min=0, max=10 * 365 * 86400)
+    rotation_window_steps: int = opt(1, "rotating passes: 30 s steps accepted either side of "
+                                     "the current one (clock skew, a slow scan)", min=0, max=10)
+
+
+@dataclass(frozen=True)
 class Config:
     gate: GateSection = field(default_factory=GateSection)
     camera: CameraSection = field(default_factory=CameraSection)
@@ -273,6 +288,7 @@ class Config:
     metrics: MetricsSection | None = None
     lockout: LockoutSection = field(default_factory=LockoutSection)
     occupancy: OccupancySection = field(default_factory=OccupancySection)
+    passes: PassesSection = field(default_factory=PassesSection)
     source_path: Path | None = None
 
     @property

@@ -57,15 +57,20 @@ def lockout_rule(section: LockoutSection) -> LockoutRule:
 
 
 def build_chain(cfg: Config, store: CredentialStore, online: ServerCheck | None, *,
-                clock: TrustedClock | None = None, lockout: Lockout | None = None
-                ) -> VerifierChain:
+                clock: TrustedClock | None = None, lockout: Lockout | None = None,
+                passes: Verifier | None = None) -> VerifierChain:
     """Verifiers in the order they are asked: the server when it answers; offline, per
     [policy] offline, either a denial or the synced cache and then the technician's list.
     The lockout comes before all of them (a locked scanner asks nobody); `clock` and `lockout`
-    are the daemon's, kept across reloads."""
+    are the daemon's, kept across reloads. `passes` (signed GP1 codes) decides offline, after
+    the server and before the cache; a server's answer to a GP1 code carries its pass id."""
+    from .signed import TagPassIds
     verifiers: list[Verifier] = []
     if online is not None:
-        verifiers.append(ServerFirst(online, cfg.policy.offline))
+        verifiers.append(TagPassIds(ServerFirst(online, cfg.policy.offline)))
+    if passes is not None:
+        verifiers.append(passes)
+    if online is not None:
         verifiers.append(CacheVerifier(store, cfg.policy.max_cache_age_s, cfg.policy.status))
     verifiers.append(StoreVerifier(store, LIST, source="list"))
     return VerifierChain(verifiers, clock=clock, lockout=lockout)

@@ -12,6 +12,7 @@ from pathlib import Path
 from ..errors import AllowlistError
 from ..journal import Journal
 from .credentials import CredentialStore, load_allowlist_into
+from .weakcodes import weak_code_warnings
 
 log = logging.getLogger(__name__)
 _RELOAD = object()  # stamp meaning "reload at the next look, whatever the file says"
@@ -44,6 +45,8 @@ class ListWatcher:
         self._stamp = stamp
         for problem in result.problems:
             log.warning("allowlist: %s", problem)
+        for warning in weak_code_warnings(self.path):  # loaded anyway: a warning, not a refusal
+            log.warning("allowlist: %s", warning)
         self.journal.record("system", event="list_loaded", credentials=result.count,
                             problems=result.problem_count)
         log.info("allowlist %s: %d credentials, %d problems", self.path,
