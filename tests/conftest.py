@@ -67,3 +67,22 @@ def gate_process() -> Iterator[Any]:
     yield start
     for gp in started:
         gp.kill()
+
+
+@pytest.fixture(scope="session")
+def gs_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """gate-server's schema migrated once per session; each test copies the file."""
+    from gate_server.db.session import migrate
+    path = tmp_path_factory.mktemp("gs-gate-template") / "template.db"
+    migrate(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def central(gs_sqlite_template: Path, tmp_path: Path) -> Iterator[Any]:
+    """gate-server (site "hq", gate "gate-1", a frozen clock) behind a real uvicorn on
+    127.0.0.1, on SQLite: the central server for the gate-side tests. Yields a
+    tests.support.server.Running; its .server has the enrolment helpers' state."""
+    from tests.support.server import serving, sqlite_server
+    with serving(sqlite_server(gs_sqlite_template, tmp_path)) as running:
+        yield running

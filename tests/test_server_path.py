@@ -1,10 +1,12 @@
-"""The central-server path against the real reference server and a misbehaving one: online
-verification, the offline policy, credential sync and journal upload, with faults."""
+"""The central-server path against gate-server (on SQLite, behind a real uvicorn) and a
+misbehaving server: online verification, the offline policy, credential sync and journal
+upload, with faults. gate-server's own API tests are in tests/server/."""
 
 from __future__ import annotations
 
 import ssl
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -13,11 +15,11 @@ from gate.central.client import ServerClient, ServerUnavailable
 from gate.central.sync import CredentialSync, EventUploader
 from gate.config import Config, PolicySection, ServerSection
 from gate.journal import Journal
-from gate.refserver.server import ReferenceServer, server_ssl_context
 from gate.verify import build_chain
 from gate.verify.credentials import SERVER, Credential, CredentialStore, hash_code
 from gate.verify.online import LAST_SYNC_KEY, ServerCheck
-from tests.support.badserver import BadServer, free_port_url, make_ca, make_server_cert
+from tests.support.badserver import BadServer, free_port_url, make_ca, make_server_cert, server_ssl_context
+from tests.support.server import Running, enrol, serving, sqlite_server, stored_events
 
 TOKEN = "test-token-0123456789"
 TIMEOUT_S = 0.3
@@ -26,19 +28,24 @@ CODE = "PASS-0001"
 STATUS = {"green": "grant", "yellow": "staff", "red": "deny", "black": "deny"}
 
 
-@pytest.fixture
-def refserver(tmp_path: Path):
-    with ReferenceServer(tmp_path / "ref.db", TOKEN) as server:
-        yield server
+LONG_AGO = datetime(2020, 1, 1, tzinfo=timezone.utc)  # before gate-server's test clock
 
 
-def client_for(url: str, **server_keys) -> ServerClient:
+def client_for(url: str, token: str = TOKEN, **server_keys) -> ServerClient:
     return ServerClient(ServerSection(url=url, timeout_s=TIMEOUT_S, **server_keys), "gate-1",
-                        TOKEN)
+                        token)
 
 
-def online(url: str, **server_keys) -> ServerCheck:
-    return ServerCheck(client_for(url, **server_keys), TIMEOUT_S, STATUS)
+def online(url: str, token: str = TOKEN, **server_keys) -> ServerCheck:
+    return ServerCheck(client_for(url, token, **server_keys), TIMEOUT_S, STATUS)
+
+
+def central_client(central: Running) -> ServerClient:
+    return client_for(central.url, central.server.tokens["gate-1"])
+
+
+def central_online(central: Running) -> ServerCheck:
+    return ServerCheck(central_client(central), TIMEOUT_S, STATUS)
 
 
 def check(verifier, code: str = CODE):
@@ -47,12 +54,13 @@ def check(verifier, code: str = CODE):
 
 # -- online verification ------------------------------------------------------------------
 
-def test_online_verifier_answers_grant_deny_and_staff(refserver) -> None:
-    refserver.enrol("PASS-GREEN", label="Green", status="green")
-    refserver.enrol("PASS-YELLOW", label="Yellow", status="yellow")
-    refserver.enrol("PASS-PLAIN", label="Plain")
-    refserver.enrol("PASS-OLD", label="Old", valid_until="2020-01-01T00:00:00Z")
-    v = online(refserver.url)
+def test_online_verifier_answers_grant_deny_and_staff(central: Running) -> None:
+    srv = central.server
+    enrol(srv, "PASS-GREEN", "Green", status="green")
+    enrol(srv, "PASS-YELLOW", "Yellow", status="yellow")
+    plain = enrol(srv, "PASS-PLAIN", "Plain")
+    enrol(srv, "PASS-OLD", "Old", valid_until=LONG_AGO)
+    v = central_online(central)
     d = check(v, "PASS-PLAIN")
     assert (d.verdict, d.source, d.label) == ("grant", "server", "Plain")
     assert check(v, "PASS-GREEN").verdict == "grant"
@@ -60,32 +68,25 @@ def test_online_verifier_answers_grant_deny_and_staff(refserver) -> None:
     assert (staff.verdict, staff.reason) == ("staff", "status_yellow")
     assert (check(v, "PASS-OLD").verdict, check(v, "PASS-OLD").reason) == ("deny", "expired")
     assert check(v, "NOBODY").reason == "unknown"
-    refserver.revoke("PASS-PLAIN")
+    srv.revoke(plain)
     assert check(v, "PASS-PLAIN").reason == "revoked"
     assert v.reachable is True
     v.close()
 
 
-def test_status_colour_is_mapped_and_the_stricter_verdict_wins(refserver) -> None:
-    refserver.enrol("PASS-RED", label="Red", status="red")
-    refserver.enrol("PASS-OLD-GREEN", valid_until="2020-01-01T00:00:00Z", status="green")
-    v = online(refserver.url)
+def test_status_colour_is_mapped_and_the_stricter_verdict_wins(central: Running) -> None:
+    enrol(central.server, "PASS-RED", "Red", status="red")
+    enrol(central.server, "PASS-OLD-GREEN", valid_until=LONG_AGO, status="green")
+    v = central_online(central)
     assert check(v, "PASS-RED").verdict == "deny"
     # A green colour never turns the server's deny into a grant.
     assert check(v, "PASS-OLD-GREEN").verdict == "deny"
     # The gate's own map decides too: a technician may send yellow to deny.
     v.status_map = {**STATUS, "green": "staff"}
-    refserver.enrol("PASS-GREEN", status="green")
+    enrol(central.server, "PASS-GREEN", status="green")
     d = check(v, "PASS-GREEN")
     assert (d.verdict, d.reason) == ("staff", "status_green")
     v.close()
-
-
-def test_token_is_required_and_a_wrong_one_is_server_unavailable(refserver) -> None:
-    refserver.enrol(CODE)
-    client = ServerClient(ServerSection(url=refserver.url), "gate-1", "wrong-token")
-    with pytest.raises(ServerUnavailable, match="http_401"):
-        client.verify(CODE.encode(), "2026-01-01T00:00:00Z", TIMEOUT_S)
 
 
 # -- faults: every case decides within the budget, by the configured policy ----------------
@@ -189,24 +190,6 @@ def test_busy_pool_still_answers_within_budget(cached_store) -> None:
 
 # -- credential sync ------------------------------------------------------------------------
 
-def test_sync_full_then_delta_then_not_modified(refserver, tmp_path: Path) -> None:
-    refserver.enrol("A-1", label="A")
-    refserver.enrol("B-2", label="B")
-    store = CredentialStore(tmp_path / "cred.db")
-    sync = CredentialSync(client_for(refserver.url), store, 60)
-    first = sync.sync_once()
-    assert first.changed and first.full and store.count(SERVER) == 2
-    refserver.revoke("A-1")
-    refserver.enrol("C-3", label="C")
-    second = sync.sync_once()
-    assert second.changed and not second.full
-    assert store.lookup(hash_code("A-1"), SERVER).revoked
-    assert store.lookup(hash_code("C-3"), SERVER).label == "C"
-    sync.sync_once()  # the delta's own cursor; now nothing changed
-    assert sync.sync_once().changed is False
-    assert float(store.get_meta(LAST_SYNC_KEY)) > time.time() - 60
-
-
 def test_cache_not_synced_within_max_age_no_longer_grants(cached_store: CredentialStore) -> None:
     cfg = Config(server=ServerSection(url="http://127.0.0.1:1"),
                  policy=PolicySection(max_cache_age_s=3600))
@@ -248,7 +231,8 @@ def test_sync_failure_keeps_the_cache(cached_store: CredentialStore) -> None:
 
 # -- journal upload -------------------------------------------------------------------------
 
-def test_upload_marks_events_only_after_the_server_stored_them(refserver, tmp_path) -> None:
+def test_upload_marks_events_only_after_the_server_stored_them(central: Running,
+                                                               tmp_path: Path) -> None:
     journal = Journal(tmp_path / "journal.db", "gate-1")
     for i in range(5):
         journal.record("system", event="test", n=i)
@@ -257,11 +241,11 @@ def test_upload_marks_events_only_after_the_server_stored_them(refserver, tmp_pa
         down.upload_once()
     assert len(journal.pending(100)) == 5
     assert down.run_once() >= 1  # backs off
-    up = EventUploader(client_for(refserver.url), journal, 1, 2, 60)
+    up = EventUploader(central_client(central), journal, 1, 2, 60)
     while up.upload_once():
         pass
     assert journal.pending(100) == []
-    stored = refserver.events("gate-1")
+    stored = stored_events(central.server)
     assert sorted(e["n"] for e in stored) == list(range(5))
 
 
@@ -289,14 +273,14 @@ def test_cached_status_colour_applies_offline(tmp_path: Path) -> None:
     v.close()
 
 
-def test_sync_keeps_the_status_colour(refserver, tmp_path: Path) -> None:
-    refserver.enrol("Y-1", label="Y", status="yellow")
+def test_sync_keeps_the_status_colour(central: Running, tmp_path: Path) -> None:
+    enrol(central.server, "Y-1", "Y", status="yellow")
     store = CredentialStore(tmp_path / "cred.db")
-    CredentialSync(client_for(refserver.url), store, 60).sync_once()
+    CredentialSync(central_client(central), store, 60).sync_once()
     assert store.lookup(hash_code("Y-1"), SERVER).status == "yellow"
 
 
-def test_upload_sets_aside_an_event_the_server_refuses(refserver, tmp_path) -> None:
+def test_upload_sets_aside_an_event_the_server_refuses(central: Running, tmp_path) -> None:
     journal = Journal(tmp_path / "journal.db", "gate-1")
     journal.record("system", event="before")
     # An event the server's schema refuses (no valid "at"), written as a broken gate might.
@@ -304,10 +288,12 @@ def test_upload_sets_aside_an_event_the_server_refuses(refserver, tmp_path) -> N
                         ("bad-1", "2026-01-01T00:00:00.000Z", "system",
                          '{"id": "bad-1", "at": "yesterday", "gate": "gate-1", "kind": "system"}'))
     journal.record("system", event="after")
-    up = EventUploader(client_for(refserver.url), journal, 1, 10, 60)
+    up = EventUploader(central_client(central), journal, 1, 10, 60)
     assert up.upload_once() == 3
     assert journal.pending(10) == []
-    assert [e["event"] for e in refserver.events("gate-1")] == ["before", "after"]
+    assert [e["event"] for e in stored_events(central.server)] == ["before", "after"]
+    assert [(d["event"]["id"], d["reason"]) for d in journal.dead_letters()] == [
+        ("bad-1", "rejected")]
 
 
 @pytest.fixture(scope="module")
@@ -330,3 +316,22 @@ def test_mutual_tls_client_certificate_is_presented(pki, client_pki, cached_stor
         v.close()
     assert (with_cert.verdict, with_cert.source) == ("grant", "server")
     assert (without.verdict, without.source) == ("deny", "policy")
+
+
+def test_gate_server_over_tls_with_the_configured_ca(pki, gs_sqlite_template,
+                                                     tmp_path: Path) -> None:
+    """gate-server behind uvicorn's own TLS: the gate trusts it through ca_file only."""
+    srv = sqlite_server(gs_sqlite_template, tmp_path)
+    enrol(srv, CODE, "Tina")
+    cert, key = pki["server"]
+    with serving(srv, ssl_certfile=cert, ssl_keyfile=key) as running:
+        token = srv.tokens["gate-1"]
+        trusted = online(running.url, token, ca_file=pki["good_ca"])
+        d = check(trusted)
+        trusted.close()
+        stranger = online(running.url, token, ca_file=pki["other_ca"])
+        with pytest.raises(ServerUnavailable):
+            stranger.client.verify(CODE.encode(), "2026-03-01T12:00:00Z", TIMEOUT_S)
+        stranger.close()
+    assert running.url.startswith("https://")
+    assert (d.verdict, d.source, d.label) == ("grant", "server", "Tina")

@@ -13,11 +13,10 @@ import pytest
 from gate.central.client import ServerClient, ServerUnavailable
 from gate.central.sync import CURSOR_KEY, CredentialSync
 from gate.config import Config, PolicySection, ServerSection
-from gate.refserver.server import server_ssl_context
 from gate.verify import build_chain
 from gate.verify.credentials import SERVER, Credential, CredentialStore, hash_code
 from gate.verify.online import LAST_SYNC_KEY, ServerCheck
-from tests.support.badserver import BadServer, make_ca, make_server_cert
+from tests.support.badserver import BadServer, make_ca, make_server_cert, server_ssl_context
 
 TOKEN = "test-token-0123456789"
 TIMEOUT_S = 0.3

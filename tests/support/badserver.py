@@ -247,3 +247,16 @@ def make_server_cert(directory: Path, ca: tuple[Path, Path], name: str = "server
                     str(ca[1]), "-CAcreateserial", "-days", "2", "-extfile", str(ext),
                     "-out", str(cert)], check=True, capture_output=True)
     return cert, key
+
+
+def server_ssl_context(cert_file: str | Path, key_file: str | Path,
+                       client_ca_file: str | Path | None = None) -> ssl.SSLContext:
+    """A TLS server context for BadServer; with `client_ca_file`, clients must present a
+    certificate it signed (mutual TLS)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(str(cert_file), str(key_file))
+    if client_ca_file is not None:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(str(client_ca_file))
+    return context
