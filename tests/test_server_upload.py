@@ -16,19 +16,20 @@ from gate.central.client import ServerClient, ServerUnavailable, UploadReceipt
 from gate.central.sync import CredentialSync, EventUploader
 from gate.config import Config, PolicySection, ServerSection
 from gate.journal import Journal
-from gate.refserver.server import ReferenceServer
 from gate.verify import build_chain
 from gate.verify.credentials import CredentialStore
 from gate.verify.online import ServerCheck
+from gate_server.core.config import RateLimit
 from tests.support.badserver import BadServer, free_port_url
+from tests.support.server import Running, enrol, serving, sqlite_server, stored_events
 
 TOKEN = "test-token-0123456789"
 TIMEOUT_S = 0.3
 STATUS = {"green": "grant", "yellow": "staff", "red": "deny", "black": "deny"}
 
 
-def client_for(url: str) -> ServerClient:
-    return ServerClient(ServerSection(url=url, timeout_s=TIMEOUT_S), "gate-1", TOKEN)
+def client_for(url: str, token: str = TOKEN) -> ServerClient:
+    return ServerClient(ServerSection(url=url, timeout_s=TIMEOUT_S), "gate-1", token)
 
 
 @pytest.fixture
@@ -131,15 +132,16 @@ def test_a_400_batch_is_bisected_down_to_the_refused_event(tmp_path: Path) -> No
     assert journal.dead_letter_count() == 1
 
 
-def test_the_reference_server_receipt_marks_a_resent_batch(tmp_path: Path, journal) -> None:
+def test_the_gate_server_receipt_marks_a_resent_batch(central: Running, journal) -> None:
     """A batch the server already holds (a lost reply) is acknowledged by id and marked,
     where a count of new events (0) would have re-sent it for ever."""
-    with ReferenceServer(tmp_path / "ref.db", TOKEN) as ref:
-        batch = [e for _, e in journal.pending(10)]
-        client_for(ref.url).upload(batch)            # stored, but the gate never hears
-        assert EventUploader(client_for(ref.url), journal, 1, 10, 60).upload_once() == 3
-        assert pending_ids(journal) == []
-        assert len(ref.events("gate-1")) == 3
+    client = client_for(central.url, central.server.tokens["gate-1"])
+    batch = [e for _, e in journal.pending(10)]
+    client.upload(batch)                             # stored, but the gate never hears
+    assert EventUploader(client, journal, 1, 10, 60).upload_once() == 3
+    assert pending_ids(journal) == []
+    assert journal.dead_letter_count() == 0
+    assert sorted(e["id"] for e in stored_events(central.server)) == sorted(ids(journal))
 
 
 # -- payload bytes ------------------------------------------------------------------------------
@@ -155,17 +157,20 @@ def test_verify_sends_code_b64_always_and_code_only_for_utf8() -> None:
 
 
 def test_distinct_binary_payloads_are_decided_distinctly_online_and_offline(
-        tmp_path: Path) -> None:
+        gs_sqlite_template: Path, tmp_path: Path) -> None:
     """128 payloads that read the same with replacement characters (once all granted online
     as one enrolled code): only the enrolled bytes open, online and from the synced cache."""
     payloads = [bytes([0x80 + i]) + b"GATE" for i in range(128)]
     assert len({p.decode("utf-8", "replace") for p in payloads}) == 1
     enrolled = payloads[17]
     store = CredentialStore(tmp_path / "cred.db")
-    with ReferenceServer(tmp_path / "ref.db", TOKEN) as ref:
-        ref.enrol(code_sha256=hashlib.sha256(enrolled).hexdigest(), label="Binary")
-        CredentialSync(client_for(ref.url), store, 60).sync_once()
-        online_grants = decide_all(store, ref.url, payloads)
+    # 128 verifications at once: above gate-server's default per-gate rate limit
+    srv = sqlite_server(gs_sqlite_template, tmp_path, RateLimit(burst=1000, per_s=1000))
+    enrol(srv, enrolled, "Binary")
+    token = srv.tokens["gate-1"]
+    with serving(srv) as running:
+        CredentialSync(client_for(running.url, token), store, 60).sync_once()
+        online_grants = decide_all(store, running.url, payloads, token)
     offline_grants = decide_all(store, free_port_url(), payloads)
     assert online_grants == [(enrolled, "server")]
     assert offline_grants == [(enrolled, "cache")]
@@ -180,11 +185,11 @@ def test_a_v1_server_never_sees_a_lossy_code() -> None:
     assert "\ufffd" not in json.dumps(sent, ensure_ascii=False) and "code" not in sent
 
 
-def decide_all(store: CredentialStore, url: str, payloads: list[bytes]
+def decide_all(store: CredentialStore, url: str, payloads: list[bytes], token: str = TOKEN
                ) -> list[tuple[bytes, str]]:
     cfg = Config(server=ServerSection(url=url, timeout_s=TIMEOUT_S),
                  policy=PolicySection(offline="cache"))
-    online = ServerCheck(client_for(url), TIMEOUT_S, STATUS)
+    online = ServerCheck(client_for(url, token), TIMEOUT_S, STATUS)
     chain = build_chain(cfg, store, online)
     try:
         out = []
