@@ -9,30 +9,43 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from gate.refserver.server import ReferenceServer
 from gate.verify.credentials import SERVER, Credential, CredentialStore, hash_code
 from gate.verify.online import LAST_SYNC_KEY
 from tests.support.badserver import BadServer, free_port_url
 from tests.support.daemon import REPO, gate_config, journal_events, run_gate, write_allowlist
 from tests.support.qrimages import write_frames
+from tests.support.server import Running, enrol, serving, sqlite_server, stored_events
 
 pytestmark = pytest.mark.slow  # gate run subprocesses against servers, kill -9
 
 TOKEN = "daemon-test-token"
+GATE_ID = "test-gate"  # tests.support.daemon.gate_config's [gate] id
 ALICE, SAM = "SRV-TEST-ALICE", "SRV-TEST-SAM"
 OLD_ROWS = [Credential(hash_code(f"OLD-{i}"), SERVER, f"o{i}", f"Old {i}") for i in range(3)]
 
 
-def server_config(tmp_path: Path, url: str, sequence: list, **overrides: dict) -> Path:
+@contextmanager
+def central(template: Path, tmp_path: Path, port: int = 0) -> Iterator[Running]:
+    """gate-server behind uvicorn, with this gate enrolled and its token in tmp_path/token."""
+    srv = sqlite_server(template, tmp_path)
+    srv.gate(GATE_ID)
+    with serving(srv, port) as running:
+        yield running
+
+
+def server_config(tmp_path: Path, url: str, sequence: list, token: str = TOKEN,
+                  **overrides: dict) -> Path:
     frames = tmp_path / "frames"
     if not frames.exists():
         write_frames(frames, sequence)
     allowlist = write_allowlist(tmp_path / "allow.csv", [f"{ALICE},Alice,,"])
-    (tmp_path / "token").write_text(TOKEN + "\n")
+    (tmp_path / "token").write_text(token + "\n")
     server = {"url": url, "token_file": str(tmp_path / "token"), "timeout_s": 0.3,
               "sync_interval_s": 1, "upload_interval_s": 0.2, "upload_max_backoff_s": 1}
     server.update(overrides.pop("server", {}))
@@ -96,7 +109,8 @@ def test_kill_9_while_sync_writes_the_cache_leaves_the_old_cache_whole(tmp_path:
     assert CredentialStore(state / "credentials.db").count(SERVER) == 20
 
 
-def test_kill_9_with_events_not_uploaded_loses_none(tmp_path: Path, gate_process) -> None:
+def test_kill_9_with_events_not_uploaded_loses_none(tmp_path: Path, gate_process,
+                                                    gs_sqlite_template: Path) -> None:
     url = free_port_url()  # nobody listens yet: uploads fail, events wait in the outbox
     config = server_config(tmp_path, url, [ALICE] * 2 + [None] * 12, camera={"loop": True},
                            decoder={"leave_s": 0.2})
@@ -107,17 +121,18 @@ def test_kill_9_with_events_not_uploaded_loses_none(tmp_path: Path, gate_process
     first_run = [e["id"] for e in journal_events(tmp_path / "state")]
     assert len(first_run) >= 4
     port = int(url.rsplit(":", 1)[1])
-    with ReferenceServer(tmp_path / "ref.db", TOKEN, port=port) as ref:
+    with central(gs_sqlite_template, tmp_path, port) as running:
+        (tmp_path / "token").write_text(running.server.tokens[GATE_ID] + "\n")
         gate = gate_process(config)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            stored = {e["id"] for e in ref.events()}
+            stored = {e["id"] for e in stored_events(running.server, GATE_ID)}
             if set(first_run) <= stored:
                 break
             time.sleep(0.1)
         gate.signal(signal.SIGTERM)
         assert gate.wait() == 0, gate.output
-        stored_ids = [e["id"] for e in ref.events()]
+        stored_ids = [e["id"] for e in stored_events(running.server, GATE_ID)]
     assert set(first_run) <= set(stored_ids), gate.output
     assert len(stored_ids) == len(set(stored_ids))  # each exactly once
 
@@ -144,10 +159,12 @@ def test_daemon_offline_deny_policy_refuses_even_listed_codes(tmp_path: Path) ->
     assert (d["verdict"], d["reason"], d["source"]) == ("deny", "offline", "policy")
 
 
-def test_daemon_verifies_online_with_the_reference_server(tmp_path: Path) -> None:
-    with ReferenceServer(tmp_path / "ref.db", TOKEN) as ref:
-        ref.enrol(SAM, label="Server Sam")
-        config = server_config(tmp_path, ref.url, [SAM] * 2 + [None] * 10)
+def test_daemon_verifies_online_with_gate_server(tmp_path: Path,
+                                                 gs_sqlite_template: Path) -> None:
+    with central(gs_sqlite_template, tmp_path) as running:
+        enrol(running.server, SAM, "Server Sam")
+        config = server_config(tmp_path, running.url, [SAM] * 2 + [None] * 10,
+                               running.server.tokens[GATE_ID])
         result = run_gate(config)
         assert result.returncode == 0, result.stdout + result.stderr
     [d] = [e for e in journal_events(tmp_path / "state") if e["kind"] == "decision"]
@@ -165,15 +182,16 @@ def test_missing_token_file_is_a_config_error(tmp_path: Path) -> None:
 
 
 
-def test_daemon_decides_a_binary_qr_payload_online_by_its_exact_bytes(tmp_path: Path) -> None:
+def test_daemon_decides_a_binary_qr_payload_online_by_its_exact_bytes(
+        tmp_path: Path, gs_sqlite_template: Path) -> None:
     """A real QR image holding bytes that are not UTF-8, through the real decoder: the
-    reference server grants the enrolled bytes via code_b64 and refuses a look-alike."""
+    gate-server grants the enrolled bytes via code_b64 and refuses a look-alike."""
     import hashlib
     enrolled, look_alike = b"\xffGATE-BIN\x01", b"\xfeGATE-BIN\x01"
-    with ReferenceServer(tmp_path / "ref.db", TOKEN) as ref:
-        ref.enrol(code_sha256=hashlib.sha256(enrolled).hexdigest(), label="Binary Bea")
-        config = server_config(tmp_path, ref.url, [enrolled] * 2 + [None] * 6
-                               + [look_alike] * 2 + [None] * 6)
+    with central(gs_sqlite_template, tmp_path) as running:
+        enrol(running.server, enrolled, "Binary Bea")
+        config = server_config(tmp_path, running.url, [enrolled] * 2 + [None] * 6
+                               + [look_alike] * 2 + [None] * 6, running.server.tokens[GATE_ID])
         result = run_gate(config)
         assert result.returncode == 0, result.stdout + result.stderr
     decisions = [e for e in journal_events(tmp_path / "state") if e["kind"] == "decision"]
