@@ -21,9 +21,6 @@ Command = Callable[[argparse.Namespace], int]
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["reference-server"]:  # its own parser, --help included
-        from .refserver.cli import main as refserver_main
-        return refserver_main(argv[1:], prog="gate reference-server")
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stdout,
@@ -78,9 +75,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip", type=int, default=None,
                    help="frames to let pass first, for auto exposure (default: 1 s of frames; "
                    "0 for the files camera)")
-    sub.add_parser("reference-server", add_help=False,
-                   help="the reference central server (serve, enrol, revoke, events, token); "
-                   "see 'gate reference-server --help'")
     return parser
 
 

@@ -335,3 +335,19 @@ def test_gate_server_over_tls_with_the_configured_ca(pki, gs_sqlite_template,
         stranger.close()
     assert running.url.startswith("https://")
     assert (d.verdict, d.source, d.label) == ("grant", "server", "Tina")
+
+
+def test_raw_codes_verified_online_never_reach_gate_servers_database(central: Running,
+                                                                     tmp_path: Path) -> None:
+    payload = "SECRET-PAYLOAD-7f3a9"
+    pid = enrol(central.server, payload, "Secret")
+    v = central_online(central)
+    assert check(v, payload).verdict == "grant"
+    assert check(v, payload + "-unknown").reason == "unknown"
+    central.server.revoke(pid)
+    assert check(v, payload).reason == "revoked"
+    v.close()
+    central.server.app.state.engine.dispose()  # everything on disk, WAL included
+    blob = b"".join(p.read_bytes() for p in tmp_path.glob("gate-server.db*"))
+    assert hash_code(payload).encode() in blob
+    assert payload.encode() not in blob
