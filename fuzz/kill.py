@@ -1,5 +1,5 @@
-"""Kill campaign: the daemon (`gate run`, a subprocess) against a reference server on
-127.0.0.1, killed with SIGKILL at a random moment while it uploads events or syncs
+"""Kill campaign: the daemon (`gate run`, a subprocess) against gate-server on
+127.0.0.1 (also a subprocess), killed with SIGKILL at a random moment while it uploads events or syncs
 credentials, then restarted. Checks: every event the journal committed is stored on the
 server exactly once (none lost, none duplicated), and the credential cache after the kill is
 whole: exactly the old cache or exactly the new one, never a mix.
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
+import io
 import os
 import shutil
 import signal
@@ -18,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,50 +29,95 @@ from fuzz.replies import dump_cache
 from fuzz.world import base_sections, scratch_dir, write_toml
 
 CODE = "KILL-FUZZ-ALICE"
-TOKEN = "kill-fuzz-token"
+GATE_ID = "fuzz-gate"  # fuzz.world.base_sections's [gate] id
 
 
-class RefServer:
-    """The one adapter to the central server: `python -m gate reference-server serve` now,
-    `gate-server` later. Data goes in and comes out through its store, as its CLI does."""
+class CentralServer:
+    """The one adapter to the central server: gate-server on an SQLite file, served by
+    `python -m gate_server serve` in a subprocess. It is set up through its own CLI (in
+    process); codes of our choosing go in, and events come out, through its database, as
+    gate-server's own services write and read it."""
 
-    def __init__(self, db: Path, token_file: Path) -> None:
-        self.db, self.token_file = db, token_file
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.db_url = f"sqlite:///{root / 'gs.db'}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
 
-    def store(self) -> Any:
-        from gate.refserver.store import Store
-        return Store(self.db)
+    def files(self) -> list[Path]:
+        """What a copy of the server's whole state needs: database, pass secret, token."""
+        return [self.root / "gs.db", self.root / "gs.db.secret", self.root / "token"]
+
+    def create(self) -> None:
+        from gate_server.cli import main as gs_main
+        for argv in (["init"], ["site", "add", "hq"],
+                     ["gate", "add", GATE_ID, "--site", "hq", "--token-file",
+                      str(self.root / "token")]):
+            with contextlib.redirect_stdout(io.StringIO()):
+                if gs_main(["--db", self.db_url, *argv]) != 0:
+                    raise RuntimeError(f"gate-server {' '.join(argv)} failed")
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Any]:
+        from gate_server.db.session import make_engine, make_sessionmaker, transaction
+        engine = make_engine(self.db_url)
+        try:
+            with transaction(make_sessionmaker(engine)) as session:
+                yield session
+        finally:
+            engine.dispose()
 
     def enrol_many(self, codes: list[str], label: str) -> None:
-        store = self.store()
-        for code in codes:
-            store.enrol(code, label=label)
+        from datetime import datetime, timezone
+
+        from gate_server.core.security import load_secret, sha256_hex
+        from gate_server.services import passes
+        secret = load_secret(self.root / "gs.db.secret")
+        now = datetime.now(timezone.utc)
+        with self.session() as session:
+            for code in codes:
+                row = passes.issue(session, secret, passes.IssueSpec("hq", label), now)
+                row.code_sha256 = sha256_hex(code.encode())  # a chosen code, not a derived one
 
     def revoke_many(self, codes: list[str]) -> None:
-        store = self.store()
-        for code in codes:
-            store.revoke(code)
+        from datetime import datetime, timezone
+
+        from sqlalchemy import select
+
+        from gate_server.core.security import sha256_hex
+        from gate_server.db.models import Pass
+        from gate_server.services import passes
+        now = datetime.now(timezone.utc)
+        with self.session() as session:
+            for code in codes:
+                pass_id = session.scalar(select(Pass.id).where(
+                    Pass.code_sha256 == sha256_hex(code.encode())))
+                passes.revoke(session, str(pass_id), now)
 
     def event_ids(self) -> list[str]:
-        return [str(e["id"]) for e in self.store().events()]
+        """Every event id held for the gate, as often as it is held."""
+        from sqlalchemy import select
+
+        from gate_server.db.models import Event
+        with self.session() as session:
+            return [str(i) for i in session.scalars(
+                select(Event.event_id).where(Event.gate_id == GATE_ID))]
 
     def start(self) -> str:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gate", "reference-server", "serve", "--db", str(self.db),
-             "--token-file", str(self.token_file), "--port", str(self.port)],
+            [sys.executable, "-m", "gate_server", "--db", self.db_url, "serve", "--listen",
+             f"127.0.0.1:{self.port}"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=child_env())
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and self.proc.poll() is None:
             with socket.socket() as s:
                 if s.connect_ex(("127.0.0.1", self.port)) == 0:
                     return f"http://127.0.0.1:{self.port}"
             time.sleep(0.05)
-        raise RuntimeError("the reference server did not start")
+        raise RuntimeError("gate-server did not start")
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -142,8 +190,8 @@ def wait(condition: Any, timeout: float) -> bool:
 
 
 def upload_trial(rng: Any, root: Path, frames: dict[str, Path], result: Result) -> None:
-    (root / "token").write_text(TOKEN + "\n")
-    server = RefServer(root / "ref.db", root / "token")
+    server = CentralServer(root)
+    server.create()
     url = server.start()
     try:
         gate = start_gate(gate_config(root, url, frames["codes"], loop=True))
@@ -169,12 +217,12 @@ def upload_trial(rng: Any, root: Path, frames: dict[str, Path], result: Result) 
 
 def sync_trial(rng: Any, root: Path, frames: dict[str, Path], template: dict[str, Any],
                result: Result) -> None:
-    (root / "token").write_text(TOKEN + "\n")
     state = root / "state"
     state.mkdir(exist_ok=True)
     shutil.copy(template["cache_a"], state / "credentials.db")
-    shutil.copy(template["server_b"], root / "ref.db")
-    server = RefServer(root / "ref.db", root / "token")
+    server = CentralServer(root)
+    for path in server.files():
+        shutil.copy(template["server_b"] / path.name, path)
     url = server.start()
     try:
         gate = start_gate(gate_config(root, url, frames["empty"], loop=True))
@@ -198,8 +246,8 @@ def sync_template(base: Path, frames: dict[str, Path], rows: int) -> dict[str, A
     """Server states A and B, the cache synced to A, and to B from A (uninterrupted)."""
     root = base / "template"
     root.mkdir()
-    (root / "token").write_text(TOKEN + "\n")
-    server = RefServer(root / "ref.db", root / "token")
+    server = CentralServer(root)
+    server.create()
     server.enrol_many([f"OLD-{i}" for i in range(rows)], "A")
     url = server.start()
     gate = start_gate(gate_config(root, url, frames["empty"], loop=True))
@@ -207,14 +255,16 @@ def sync_template(base: Path, frames: dict[str, Path], rows: int) -> dict[str, A
     synced = wait(lambda: cache.exists() and len(repr(dump_cache(cache))) > rows * 64, 120)
     stop_gate(gate)
     if not synced:
-        raise RuntimeError("the template cache never synced from the reference server")
+        raise RuntimeError("the template cache never synced from gate-server")
     server.stop()
     out: dict[str, Any] = {"dump_a": dump_cache(cache), "cache_a": base / "cache_a.db"}
     shutil.copy(cache, out["cache_a"])
     server.revoke_many([f"OLD-{i}" for i in range(0, rows, 2)])
     server.enrol_many([f"NEW-{i}" for i in range(rows)], "B")
-    shutil.copy(root / "ref.db", base / "server_b.db")
-    out["server_b"] = base / "server_b.db"
+    out["server_b"] = base / "server_b"
+    out["server_b"].mkdir()
+    for path in server.files():
+        shutil.copy(path, out["server_b"] / path.name)
     url = server.start()
     t0 = time.monotonic()
     gate = start_gate(gate_config(root, url, frames["empty"], loop=True))
