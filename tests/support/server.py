@@ -139,16 +139,6 @@ def enrol(server: Server, code: bytes | str | None = None, holder: str = "Ann", 
     return pass_id
 
 
-def set_status(server: Server, pass_id: str, status: str | None) -> None:
-    """Change a pass's status colour, bumping the site revision as every change does."""
-    from gate_server.db.models import Pass
-    from gate_server.services import passes
-    with server.session() as s:
-        row = s.get(Pass, pass_id)
-        row.status = status
-        row.revision = passes.bump_revision(s, row.site_id)
-
-
 def stored_events(server: Server, gate_id: str = "gate-1") -> list[dict[str, Any]]:
     """The events gate-server holds for a gate, from its database, oldest id first."""
     import json
