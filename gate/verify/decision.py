@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..contracts import SOURCES, Source, is_reason
 from ..contracts import Verdict as Verdict
 from ..occupancy import ServerOccupancy
 
@@ -16,13 +17,14 @@ class Decision:
     """What to do with one presented code and why.
 
     verdict: grant (open), deny (stay shut) or staff (stay shut, a person must check);
-    reason: a short machine word (ok, unknown, expired, not_yet_valid, revoked, status_red...);
-    source: which verifier answered (server, cache, list; none when nobody knew the code).
+    reason: a short machine word (a contracts.Reason or status_<colour>), or for a server
+    decision the server's own word, kept as it wrote it so the journal shows what it said;
+    source: which verifier answered (server, cache, list, pass...; none when nobody knew it).
     """
 
     verdict: Verdict
     reason: str
-    source: str
+    source: Source
     label: str = ""
     credential_id: str | None = None
     open_s: float | None = None  # None: the configured [door] open_s
@@ -31,6 +33,10 @@ class Decision:
     def __post_init__(self) -> None:
         if self.verdict not in STRICTNESS:
             raise ValueError(f"unknown verdict {self.verdict!r}")
+        if self.source not in SOURCES:
+            raise ValueError(f"unknown source {self.source!r}")
+        if self.source != "server" and not is_reason(self.reason):
+            raise ValueError(f"unknown reason {self.reason!r} from {self.source}")
 
     @property
     def granted(self) -> bool:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 
+from ..contracts import Source
 from .credentials import Credential, CredentialStore
 from .decision import Decision
 
 
-def judge(cred: Credential, now: float, source: str) -> Decision:
+def judge(cred: Credential, now: float, source: Source) -> Decision:
     """Apply a credential's revocation and validity window at wall-clock time `now`."""
     ok = Decision(verdict="grant", reason="ok", source=source, label=cred.label,
                   credential_id=cred.cred_id)
@@ -23,7 +24,7 @@ def judge(cred: Credential, now: float, source: str) -> Decision:
 class StoreVerifier:
     """Knows the codes that one origin ("list" or "server") put in the credential store."""
 
-    def __init__(self, store: CredentialStore, origin: str, source: str) -> None:
+    def __init__(self, store: CredentialStore, origin: str, source: Source) -> None:
         self.store = store
         self.origin = origin
         self.source = source

@@ -10,12 +10,13 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..contracts import Reason, Source
 from .decision import Decision
 
 log = logging.getLogger(__name__)
 
-LOCKED_OUT = "locked_out"
-SOURCE = "lockout"
+LOCKED_OUT: Reason = "locked_out"
+SOURCE: Source = "lockout"
 
 # on_change(locked, denials): the lockout began (True) or its cooldown ended (False).
 LockoutListener = Callable[[bool, int], None]

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from ..central.client import SitePolicy
 from ..central.leases import OccupancyStore
+from ..contracts import Reason
 from ..occupancy import RecentEntries, Ticket
 from .decision import Decision
 
@@ -119,7 +120,7 @@ class OccupancyGuard:
         self._expect(d, key, "in", ticket, None, offline=True, now=now)
         return d
 
-    def _deny(self, d: Decision, reason: str) -> Decision:
+    def _deny(self, d: Decision, reason: Reason) -> Decision:
         return dataclasses.replace(d, verdict="deny", reason=reason, open_s=None, occupancy=None)
 
     def _expect(self, d: Decision, key: str, direction: str, ticket: Ticket | None,

@@ -11,6 +11,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Literal
 
 from ..central.client import ServerClient, ServerUnavailable, VerifyAnswer
+from ..contracts import status_reason
 from ..journal import utc_now
 from .credentials import SERVER, CredentialStore
 from .decision import Decision, Verdict, stricter
@@ -29,7 +30,7 @@ def apply_status(verdict: Verdict, reason: str, status: str | None,
     if status is None:
         return verdict, reason
     strict = stricter(verdict, status_map.get(status, "deny"))
-    return (verdict, reason) if strict == verdict else (strict, f"status_{status}")
+    return (verdict, reason) if strict == verdict else (strict, status_reason(status))
 
 
 class ServerCheck:

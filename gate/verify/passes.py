@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Protocol
 
+from ..contracts import Reason, Source
 from ..passes.claims import Claims
 from ..passes.codec import PREFIX, parse_text, signed_claims, verify_signature
 from ..passes.errors import PassError
@@ -20,7 +21,7 @@ from ..passes.schedule import in_schedule
 from .decision import Decision
 
 log = logging.getLogger(__name__)
-SOURCE = "pass"
+SOURCE: Source = "pass"
 PREFIX_BYTES = PREFIX.encode("ascii")
 
 
@@ -142,6 +143,6 @@ class PassVerifier:
         return PassDecision(verdict="deny", reason=reason, source=SOURCE, pass_id=pass_id)
 
 
-def _known(pass_id: str, reason: str, detail: str) -> PassError:
+def _known(pass_id: str, reason: Reason, detail: str) -> PassError:
     """A PassError about a pass whose signature held, so its id may be journaled."""
     return PassError(reason, detail, pass_id)
