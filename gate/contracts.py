@@ -19,7 +19,7 @@ Reason = Literal[
     "ok", "unknown", "expired", "not_yet_valid", "revoked", "offline", "cache_stale",
     "bad_format", "bad_signature", "unknown_key", "keys_stale", "wrong_site",
     "outside_schedule", "stale_code", "clock_invalid", "occupancy_full", "anti_passback",
-    "locked_out", "lockdown", "journal_error"]
+    "locked_out", "lockdown", "journal_error", "exit_request", "staff_override"]
 REASONS: tuple[Reason, ...] = typing.get_args(Reason)
 STATUS_PREFIX = "status_"  # status_<colour>: a server status made the verdict stricter
 
@@ -35,7 +35,9 @@ def is_reason(text: str) -> bool:
 
 
 # Who decided: a verifier (server, cache, list, pass, policy, lockout; none when nobody knew
-# the code) or a person or command (exit_request, staff_override, remote).
+# the code) or a person or command (exit_button, staff_button, remote). DESIGN names the
+# button sources exit_request and staff_override, which the code writes as the *reason* of
+# a button grant (source exit_button / staff_button): both kept, so old journals still type.
 Source = Literal["server", "cache", "list", "pass", "policy", "none", "lockout",
-                 "exit_request", "staff_override", "remote"]
+                 "exit_button", "staff_button", "remote", "exit_request", "staff_override"]
 SOURCES: tuple[Source, ...] = typing.get_args(Source)

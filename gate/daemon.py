@@ -16,9 +16,11 @@ from typing import Any
 from gpiozero.pins import Factory
 
 from .config import Config, load_config
+from .contracts import Reason, Source
 from .door.inputs import StaffCheck
 from .errors import CameraStalled, ConfigError, GateError, RelayFault
 from .exits import Exit, exit_for
+from .journal import DecisionEvent, SystemEvent
 from .notify import sd_notify, watchdog_interval
 from .scan.camera import Frame
 from .scan.scanner import Presentation
@@ -70,7 +72,7 @@ class Gate:
     def run(self) -> int:
         """Scan until stopped or the files camera ends; returns the exit code."""
         camera = self.parts.settings.camera
-        self.recorder.record("system", event="started", camera=camera)
+        self.recorder.record(SystemEvent("started", extra={"camera": camera}))
         log.info("gate %s running: camera=%s decoder=%s", self.parts.settings.gate_id,
                  camera, self.scanner.decoder.name)
         sd_notify("READY=1", f"STATUS=scanning ({camera} camera)")
@@ -97,11 +99,11 @@ class Gate:
                 self.reload()
         sd_notify("STOPPING=1")
         if self.door.failed is not None:  # systemd restarts us; ExecStopPost locks the line
-            self.recorder.record("system", event="stopped", reason="relay_fault")
+            self.recorder.record(SystemEvent("stopped", extra={"reason": "relay_fault"}))
             raise RelayFault(f"the relay could not be locked ({self.door.failed}); exiting so "
                              "that systemd restarts the gate")
         reason = "signal" if self.stop.is_set() else "end of frames"
-        self.recorder.record("system", event="stopped", reason=reason)
+        self.recorder.record(SystemEvent("stopped", extra={"reason": reason}))
         log.info("gate stopping (%s)", reason)
         return Exit.OK
 
@@ -134,8 +136,8 @@ class Gate:
             with contextlib.suppress(Exception):  # no older staff check outlives a later code
                 self.door_io.decided(None)
             with contextlib.suppress(Exception):
-                self.journal.record("system", event="error", where="decision",
-                                    code_sha256=p.code.sha256)
+                self.journal.record(SystemEvent(
+                    "error", extra={"where": "decision", "code_sha256": p.code.sha256}))
         else:
             self.faults.set("decision", False)
 
@@ -151,11 +153,11 @@ class Gate:
         self.door_io.decided(None if decision.verdict != "staff" else StaffCheck(
             p.code.sha256, decision.label, decision.credential_id, decision.reason,
             decision.source, open_s))
-        recorded = self._journal_decision(
-            decision.verdict, decision.reason, decision.source, durable=False,
-            label=decision.label, credential_id=decision.credential_id,
-            code_sha256=p.code.sha256, latency_ms=round(latency_ms, 2),
-            **pass_fields(decision))  # a signed pass: its pass_id, never the payload
+        recorded = self._journal_decision(DecisionEvent(
+            decision.verdict, decision.reason, decision.source, label=decision.label,
+            credential_id=decision.credential_id, code_sha256=p.code.sha256,
+            latency_ms=round(latency_ms, 2),
+            extra=pass_fields(decision)), durable=False)  # a signed pass: its pass_id only
         verdict, reason = decision.verdict, decision.reason
         if decision.granted and self._may_open(recorded):
             self.door.release(open_s)
@@ -170,7 +172,7 @@ class Gate:
         self.board.last_decision.set(verdict, reason, decision.source, decision.label)
         self.board.write()
 
-    def _input_grant(self, reason: str, source: str, open_s: float,
+    def _input_grant(self, reason: Reason, source: Source, open_s: float,
                      check: StaffCheck | None = None, **extra: Any) -> None:
         """A grant decided by a person (a button on a GPIO thread, a remote command on the
         MQTT thread). Journaled before the relay moves, as a scanned code's; an unwritable
@@ -181,11 +183,11 @@ class Gate:
             if check is not None:
                 extra = {"override_reason": check.reason, "override_source": check.source,
                          **extra}
-            recorded = self._journal_decision(
+            recorded = self._journal_decision(DecisionEvent(
                 "grant", reason, source, label=label,
                 credential_id=check.credential_id if check else None,
                 code_sha256=check.code_sha256 if check else None,
-                latency_ms=round((time.monotonic_ns() - started) / 1e6, 2), **extra)
+                latency_ms=round((time.monotonic_ns() - started) / 1e6, 2), extra=extra))
             if not self._may_open(recorded):
                 if check is not None:
                     self.indicators.show("deny", open_s)
@@ -207,19 +209,18 @@ class Gate:
         the decision path; during a lockdown a `lockdown` denial, journaled the same way."""
         if self.lockdown.on:
             started = time.monotonic_ns()
-            self._journal_decision("deny", "lockdown", "remote", label="", credential_id=None,
-                                   code_sha256=None, command_id=command_id,
-                                   latency_ms=round((time.monotonic_ns() - started) / 1e6, 2))
+            self._journal_decision(DecisionEvent(
+                "deny", "lockdown", "remote",
+                latency_ms=round((time.monotonic_ns() - started) / 1e6, 2),
+                extra={"command_id": command_id}))
             log.info("decision: deny (lockdown) source=remote command=%s", command_id)
             self.board.last_decision.set("deny", "lockdown", "remote", "")
             return
         self._input_grant("ok", "remote", self.parts.settings.open_s, command_id=command_id)
 
-    def _journal_decision(self, verdict: str, reason: str, source: str, *,
-                          durable: bool = True, **fields: Any) -> bool:
+    def _journal_decision(self, event: DecisionEvent, *, durable: bool = True) -> bool:
         """Every decision event is written here: False if it could not be committed."""
-        return self.recorder.record("decision", durable=durable, verdict=verdict,
-                                    reason=reason, source=source, **fields)
+        return self.recorder.record(event, durable=durable)
 
     def _open_s(self, asked: float | None) -> float:
         """The server's open_s if it is a sane number, capped by [door] max_open_s; else the
@@ -260,20 +261,20 @@ class Gate:
             new = load_config(path)
         except ConfigError as exc:
             log.error("reload refused, keeping the running config:\n%s", exc)
-            self.journal.record("system", event="reload_failed", problems=len(exc.problems),
-                                error=exc.problems[0][:500])
+            self.journal.record(SystemEvent("reload_failed", extra={
+                "problems": len(exc.problems), "error": exc.problems[0][:500]}))
             return
         try:
             changes = apply_config(self.parts, new)
         except Exception as exc:  # a part refusing the new values must not stop the door
             log.exception("reload failed half-way; parts not yet changed keep their config")
-            self.journal.record("system", event="reload_failed", problems=1,
-                                error=f"{type(exc).__name__} while applying")
+            self.journal.record(SystemEvent("reload_failed", extra={
+                "problems": 1, "error": f"{type(exc).__name__} while applying"}))
             return
         finally:
             self.chain = self.parts.chain
-        self.journal.record("system", event="reloaded", applied=list(changes.applied),
-                            restart_needed=list(changes.restart_needed))
+        self.journal.record(SystemEvent("reloaded", extra={
+            "applied": list(changes.applied), "restart_needed": list(changes.restart_needed)}))
         log.info("reloaded %s", path)
 
     def close(self) -> None:

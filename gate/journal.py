@@ -10,16 +10,100 @@ import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
+from .contracts import Source, Verdict
 from .errors import JournalError
 
 log = logging.getLogger(__name__)
 
 EventKind = Literal["decision", "door", "alarm", "system"]
+ENVELOPE = ("id", "at", "gate", "kind")  # every event's first keys, written by the journal
+
+
+@dataclass(frozen=True)
+class _Event:
+    """Fields shared by every event: `extra` holds the optional ones a particular event
+    carries (pass_id, command_id, open_for_s, camera...), written after the typed fields."""
+
+    kind: ClassVar[EventKind]
+    extra: Mapping[str, Any] = field(default_factory=dict, kw_only=True)
+
+    def __post_init__(self) -> None:
+        typed = {f.name for f in fields(self)}
+        clash = [k for k in self.extra if k in typed or k in ENVELOPE]
+        if clash:
+            raise ValueError(f"{self.kind} event: extra field {clash[0]!r} is reserved")
+
+
+@dataclass(frozen=True)
+class DecisionEvent(_Event):
+    """A verdict on a code, a button or a command; `reason` may be the server's own word."""
+
+    kind: ClassVar[EventKind] = "decision"
+    verdict: Verdict
+    reason: str
+    source: Source
+    label: str = ""
+    credential_id: str | None = None
+    code_sha256: str | None = None
+    latency_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class DoorEvent(_Event):
+    """The relay (unlocked|locked) or the door contact (open|closed) changed."""
+
+    kind: ClassVar[EventKind] = "door"
+    state: str
+
+
+@dataclass(frozen=True)
+class AlarmEvent(_Event):
+    """An alarm (held_open, forced_open, lockout, occupancy_full...) raised or cleared."""
+
+    kind: ClassVar[EventKind] = "alarm"
+    alarm: str
+    event: Literal["raised", "cleared"]
+
+
+@dataclass(frozen=True)
+class SystemEvent(_Event):
+    """The daemon's life: started, stopped, reloaded, list_loaded, error, test_relay..."""
+
+    kind: ClassVar[EventKind] = "system"
+    event: str
+
+
+Event = DecisionEvent | DoorEvent | AlarmEvent | SystemEvent
+EVENT_TYPES: dict[str, type[Event]] = {
+    t.kind: t for t in (DecisionEvent, DoorEvent, AlarmEvent, SystemEvent)}
+
+
+def as_fields(event: Event) -> dict[str, Any]:
+    """The one serialisation of an event (without the envelope): `kind`, the typed fields in
+    their declared order, then `extra` in its own order."""
+    out: dict[str, Any] = {"kind": event.kind}
+    for f in fields(event):
+        if f.name != "extra":
+            out[f.name] = getattr(event, f.name)
+    out.update(event.extra)
+    return out
+
+
+def event_of(kind: str, values: Mapping[str, Any]) -> Event:
+    """The event for `kind` from keyword values: the typed fields by name, the rest `extra`
+    (TypeError for an unknown kind or a missing typed field)."""
+    cls = EVENT_TYPES.get(kind)
+    if cls is None:
+        raise TypeError(f"unknown journal event kind {kind!r}")
+    typed = {f.name for f in fields(cls)} - {"extra"}
+    return cls(**{k: v for k, v in values.items() if k in typed},
+               extra={k: v for k, v in values.items() if k not in typed})
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -84,34 +168,37 @@ class Journal:
         it must not block (metrics, MQTT queue); an exception in it is logged, not raised."""
         self._subscribers.append(subscriber)
 
-    def record(self, kind: EventKind, **fields: Any) -> dict[str, Any]:
+    def record(self, event: Event | EventKind, /, **values: Any) -> dict[str, Any]:
         """Append one event, committed and fsynced, and return it as `gate journal --json`
-        prints it; JournalError if it could not be committed (then it is not in the journal)."""
-        event = self.write(kind, **fields)
+        prints it; JournalError if it could not be committed (then it is not in the journal).
+        `record(kind, **values)` is short for `record(event_of(kind, values))`."""
+        written = self.write(event, **values)
         self.sync()
-        return event
+        return written
 
-    def write(self, kind: EventKind, **fields: Any) -> dict[str, Any]:
+    def write(self, event: Event | EventKind, /, **values: Any) -> dict[str, Any]:
         """Append one event, committed but not yet fsynced: it survives the process dying,
         not yet a power cut, until `sync()` (or any later `record`). JournalError if it could
         not be committed (disk full, read-only, I/O error): then it is not in the journal."""
-        event = {"id": str(uuid.uuid4()), "at": utc_now(), "gate": self.gate_id, "kind": kind,
-                 **fields}
-        body = json.dumps(event, separators=(",", ":"), sort_keys=False)
+        typed = event_of(event, values) if isinstance(event, str) else event
+        kind = typed.kind
+        out = {"id": str(uuid.uuid4()), "at": utc_now(), "gate": self.gate_id,
+                 **as_fields(typed)}
+        body = json.dumps(out, separators=(",", ":"), sort_keys=False)
         try:
             with self._lock:
                 # autocommit: this one statement is its own transaction; on error nothing is
                 # left half-open
                 self._db.execute("INSERT INTO events (id, at, kind, body) VALUES (?, ?, ?, ?)",
-                                 (event["id"], event["at"], kind, body))
+                                 (out["id"], out["at"], kind, body))
         except (sqlite3.Error, ValueError) as exc:  # full, read-only, I/O error, closed
             raise JournalError(f"journal {self.path}: {kind} event not recorded: {exc}") from exc
         for subscriber in self._subscribers:  # after the commit: the event is in the journal
             try:
-                subscriber(event)
+                subscriber(out)
             except Exception:
                 log.exception("journal: a subscriber failed on a %s event", kind)
-        return event
+        return out
 
     def sync(self) -> None:
         """fsync the WAL: every event committed so far survives power loss. JournalError if

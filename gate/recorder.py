@@ -6,11 +6,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
 
 from .errors import JournalError
 from .faults import Faults
-from .journal import EventKind, Journal
+from .journal import DoorEvent, Event, Journal, SystemEvent
 
 log = logging.getLogger("gate")
 
@@ -22,14 +21,14 @@ class Recorder:
         self.journal = journal
         self.faults = faults
 
-    def record(self, kind: EventKind, *, durable: bool = True, **fields: Any) -> bool:
+    def record(self, event: Event, *, durable: bool = True) -> bool:
         """Journal one event; False (and the `journal` fault) if it could not be committed.
         `durable=False` commits without the fsync: call `sync` right after."""
         try:
             if durable:
-                self.journal.record(kind, **fields)
+                self.journal.record(event)
             else:
-                self.journal.write(kind, **fields)
+                self.journal.write(event)
         except JournalError as exc:
             log.error("%s", exc)
             self.faults.set("journal", True)
@@ -68,14 +67,14 @@ class DoorEvents:
         for follower in list(self._followers):
             follower(state)
         log.info("relay: %s", state)
-        self.recorder.record("door", state=state)
+        self.recorder.record(DoorEvent(state))
 
     def fault(self, detail: str, recovered: bool) -> None:
         """From the door (any thread): a relay write raised. Recovered: journaled, running on.
         Not: the `relay` fault, and the frame loop ends (woken through `stop`)."""
         log.error("relay fault: %s", detail)
-        self.recorder.record("system", event="error", where="relay", detail=detail,
-                             recovered=recovered)
+        self.recorder.record(SystemEvent("error", extra={"where": "relay", "detail": detail,
+                                                         "recovered": recovered}))
         if not recovered:
             self.recorder.faults.set("relay", True)
             for callback in list(self._on_fatal):

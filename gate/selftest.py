@@ -43,7 +43,7 @@ def run_relay_test(cfg: Config, open_s: float | None = None,
     movement. The daemon must be stopped first: it holds the pin."""
     from .door.pins import claim_relay_pin, make_pin_factory
     from .door.relay import Door
-    from .journal import Journal
+    from .journal import DoorEvent, Journal, SystemEvent
 
     seconds = cfg.door.open_s if open_s is None else open_s
     factory = pin_factory if pin_factory is not None else make_pin_factory(cfg.gpio.pin_factory)
@@ -59,13 +59,13 @@ def run_relay_test(cfg: Config, open_s: float | None = None,
         def changed(state: str) -> None:
             changes.append((time.monotonic() - started, state))
             assert journal is not None
-            journal.record("door", state=state, source="test-relay")
+            journal.record(DoorEvent(state, extra={"source": "test-relay"}))
             say(f"relay: {state} at +{changes[-1][0]:.2f} s")
             if state == "locked":
                 locked.set()
 
         door = Door(relay, on_change=changed)
-        journal.record("system", event="test_relay", open_s=seconds)
+        journal.record(SystemEvent("test_relay", extra={"open_s": seconds}))
         say(f"pulsing relay pin {cfg.door.relay_pin} "
             f"({'active high' if cfg.door.relay_active_high else 'active low'}) for "
             f"{seconds:g} s; expect: {EXPECT[cfg.door.fail_mode]}")

@@ -26,7 +26,7 @@ from .errors import RelayFault
 from .faults import Faults
 from .fleet.bus import BrokerSettings, FleetBus
 from .fleet.remote import RemoteControl
-from .journal import Journal
+from .journal import AlarmEvent, Journal, SystemEvent
 from .metrics import GateMetrics, Readings
 from .recorder import DoorEvents, Recorder
 from .scan.camera import FrameSource, open_source
@@ -245,8 +245,8 @@ def _occupancy_parts(cfg: Config, recorder: Recorder, client: ServerClient,
         store, cfg.gate.direction, has_contact=cfg.inputs.door_contact_pin is not None,
         open_s=cfg.door.open_s, max_open_s=cfg.door.max_open_s,
         grace_s=cfg.door.forced_open_grace_s, max_keys=cfg.occupancy.passback_max_keys,
-        on_alarm=lambda alarm, by: recorder.record("alarm", alarm=alarm, event="raised",
-                                                   source=by))
+        on_alarm=lambda alarm, by: recorder.record(AlarmEvent(alarm, "raised",
+                                                              extra={"source": by})))
     recorder.journal.subscribe(guard.observe)  # the contact's `open` commits grants
     worker = LeaseWorker(client, store, guard.report, guard.accept,
                          cfg.occupancy.lease_interval_s)
@@ -324,15 +324,15 @@ def _clock_fault(recorder: Recorder, active: bool, behind_s: float) -> None:
     """The wall clock fell behind the trusted time (or caught up): a `clock` fault."""
     recorder.faults.set("clock", active)
     with contextlib.suppress(Exception):
-        recorder.journal.record("system", event="clock_fault" if active else "clock_ok",
-                                behind_s=round(behind_s, 1))
+        recorder.journal.record(SystemEvent("clock_fault" if active else "clock_ok",
+                                            extra={"behind_s": round(behind_s, 1)}))
 
 
 def _lockout_changed(journal: Journal, locked: bool, denials: int) -> None:
     """Too many denials locked the scanner (or the cooldown ended): a `lockout` alarm."""
-    fields = {"denials": denials} if locked else {}
-    journal.record("alarm", alarm="lockout", event="raised" if locked else "cleared",
-                   **fields)  # each locked_out decision shows the denied pattern
+    extra = {"denials": denials} if locked else {}
+    journal.record(AlarmEvent("lockout", "raised" if locked else "cleared",
+                              extra=extra))  # each locked_out decision shows the denied pattern
 
 
 def _num(value: bool | None) -> float | None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from gate.journal import Journal, to_rfc3339, utc_now
+from gate.journal import AlarmEvent, DecisionEvent, Journal, SystemEvent, as_fields, event_of, to_rfc3339, utc_now
 
 RFC3339_UTC_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -82,7 +82,7 @@ def test_journal_events_since_filter(journal: Journal) -> None:
 
 def test_journal_events_kind_filter(journal: Journal) -> None:
     journal.record("door", state="unlocked")
-    journal.record("decision", verdict="deny", reason="unknown")
+    journal.record("decision", verdict="deny", reason="unknown", source="none")
     journal.record("door", state="locked")
     assert [e["state"] for e in journal.events(kind="door")] == ["unlocked", "locked"]
     assert [e["verdict"] for e in journal.events(kind="decision")] == ["deny"]
@@ -142,7 +142,7 @@ def test_journal_committed_event_is_seen_by_another_connection_at_once(journal: 
 
 
 def test_journal_committed_event_is_seen_by_another_process(journal: Journal) -> None:
-    first = journal.record("decision", verdict="grant", reason="ok")
+    first = journal.record("decision", verdict="grant", reason="ok", source="list")
     reader = textwrap.dedent(f"""
         import json
         from pathlib import Path
@@ -183,7 +183,7 @@ def test_journal_concurrent_records_from_threads_are_all_kept(journal: Journal) 
         try:
             start.wait(timeout=10)
             for i in range(40):
-                journal.record("system", writer=n, i=i)
+                journal.record("system", event="load", writer=n, i=i)
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
 
@@ -247,7 +247,7 @@ def test_journal_record_fsyncs_the_wal_before_returning(
 def test_journal_write_commits_without_fsync_and_sync_makes_it_durable(
         journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:
     synced = _fsyncs_of_wal(monkeypatch, journal)
-    event = journal.write("decision", verdict="grant")
+    event = journal.write("decision", verdict="grant", reason="ok", source="list")
     # committed: another connection sees it at once (it survives this process dying) ...
     with sqlite3.connect(journal.path) as other:
         assert other.execute("SELECT id FROM events").fetchall() == [(event["id"],)]
@@ -269,3 +269,28 @@ def test_journal_sync_failure_is_a_journal_error(
     monkeypatch.setattr(os, "fsync", failing_fsync)
     with pytest.raises(JournalError, match="fsync failed"):
         journal.sync()
+
+
+def test_typed_events_serialise_in_declared_order_then_extra(journal: Journal) -> None:
+    """One serialisation: envelope, kind, typed fields in order, then extra; the keyword
+    form builds the same typed event."""
+    typed = journal.record(DecisionEvent("deny", "lockdown", "remote", latency_ms=0.5,
+                                         extra={"command_id": "c1"}))
+    assert list(typed) == ["id", "at", "gate", "kind", "verdict", "reason", "source", "label",
+                           "credential_id", "code_sha256", "latency_ms", "command_id"]
+    assert event_of("alarm", {"alarm": "held_open", "event": "raised", "open_for_s": 3.0}) \
+        == AlarmEvent("held_open", "raised", extra={"open_for_s": 3.0})
+    stored = list(journal.events())[-1]
+    assert stored == typed and as_fields(SystemEvent("x", extra={"a": 1})) == \
+        {"kind": "system", "event": "x", "a": 1}
+
+
+def test_an_extra_field_cannot_overwrite_the_envelope_or_a_typed_field() -> None:
+    with pytest.raises(ValueError, match="'gate' is reserved"):
+        SystemEvent("started", extra={"gate": "someone-else"})
+    with pytest.raises(ValueError, match="'verdict' is reserved"):
+        DecisionEvent("deny", "unknown", "none", extra={"verdict": "grant"})
+    with pytest.raises(TypeError):
+        event_of("decision", {"verdict": "grant", "reason": "ok"})  # no source
+    with pytest.raises(TypeError, match="unknown journal event kind"):
+        event_of("party", {})

@@ -91,9 +91,9 @@ def test_scanned_grant_is_committed_before_the_relay_and_fsynced_right_after(
         journal, door = gate.journal, gate.door
         write, sync, release = journal.write, journal.sync, door.release
 
-        def traced_write(kind, **fields):  # type: ignore[no-untyped-def]
-            calls.append(f"write {kind}")
-            return write(kind, **fields)
+        def traced_write(event, **fields):  # type: ignore[no-untyped-def]
+            calls.append(f"write {getattr(event, 'kind', event)}")  # a typed event or a kind
+            return write(event, **fields)
 
         def traced_sync() -> None:
             calls.append("sync")

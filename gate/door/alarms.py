@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from ..journal import Journal
+from ..journal import AlarmEvent, DoorEvent, Journal
 from .inputs import DoorContact
 from .relay import LOCKED, UNLOCKED
 
@@ -57,7 +57,7 @@ class DoorMonitor:
         self._opened_at: float | None = clock() if self.state == OPEN else None
         self.alarms: set[str] = set()
         if self.state == OPEN:  # how it came to be open is unknown: no forced alarm
-            self._record("door", state=OPEN, initial=True)
+            self._record(DoorEvent(OPEN, extra={"initial": True}))
         contact.when_opened = self._contact_opened
         contact.when_closed = self._contact_closed
         self._thread = threading.Thread(target=self._run, name="door-monitor", daemon=True)
@@ -87,17 +87,17 @@ class DoorMonitor:
             self.state = state
             if state == OPEN:
                 self._opened_at = now
-                self._record("door", state=OPEN)
+                self._record(DoorEvent(OPEN))
                 if self._forced(now):
                     self._raise(FORCED_OPEN, now)
             else:
                 open_for = now - self._opened_at if self._opened_at is not None else None
                 self._opened_at = None
-                self._record("door", state=CLOSED,
-                             open_for_s=None if open_for is None else round(open_for, 2))
+                self._record(DoorEvent(CLOSED, extra={
+                    "open_for_s": None if open_for is None else round(open_for, 2)}))
                 for alarm in sorted(self.alarms):
-                    self._record("alarm", alarm=alarm, event="cleared",
-                                 open_for_s=None if open_for is None else round(open_for, 2))
+                    self._record(AlarmEvent(alarm, "cleared", extra={
+                        "open_for_s": None if open_for is None else round(open_for, 2)}))
                     log.warning("alarm cleared: %s (door closed)", alarm)
                 self.alarms.clear()
             self._cond.notify()
@@ -115,16 +115,16 @@ class DoorMonitor:
     def _raise(self, alarm: str, now: float) -> None:
         self.alarms.add(alarm)
         open_for = now - self._opened_at if self._opened_at is not None else 0.0
-        self._record("alarm", alarm=alarm, event="raised", open_for_s=round(open_for, 2))
+        self._record(AlarmEvent(alarm, "raised", extra={"open_for_s": round(open_for, 2)}))
         log.warning("ALARM: %s", alarm.replace("_", " "))
 
-    def _record(self, kind: str, **fields: object) -> None:
+    def _record(self, event: DoorEvent | AlarmEvent) -> None:
         try:
-            self.journal.record(kind, **fields)  # type: ignore[arg-type]
+            self.journal.record(event)
         except Exception:  # the monitor must keep watching even if the journal fails
-            log.exception("door monitor: journaling %s %s failed", kind, fields)
-        if kind == "door":
-            log.info("door: %s", fields.get("state"))
+            log.exception("door monitor: journaling %s failed", event)
+        if isinstance(event, DoorEvent):
+            log.info("door: %s", event.state)
 
     def _changed(self) -> None:
         try:

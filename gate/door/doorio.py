@@ -11,6 +11,7 @@ from typing import Any
 from gpiozero.pins import Factory
 
 from ..config import InputsSection
+from ..contracts import Reason, Source
 from ..journal import Journal
 from .alarms import DoorMonitor
 from .inputs import DoorContact, ExitButton, StaffButton, StaffCheck, StaffWindow
@@ -19,7 +20,7 @@ from .relay import Door
 log = logging.getLogger(__name__)
 
 # on_grant(reason, source, open_s, check): a person at a button asked for the door.
-ButtonGrant = Callable[[str, str, float, StaffCheck | None], None]
+ButtonGrant = Callable[[Reason, Source, float, StaffCheck | None], None]
 
 
 class DoorIO:
@@ -97,7 +98,7 @@ class DoorIO:
             return
         self._grant("staff_override", "staff_button", check.open_s, check)
 
-    def _grant(self, reason: str, source: str, open_s: float, check: StaffCheck | None) -> None:
+    def _grant(self, reason: Reason, source: Source, open_s: float, check: StaffCheck | None) -> None:
         if self.when_grant is None:
             log.warning("%s pressed before the gate was running; ignored", source)
             return

@@ -14,6 +14,8 @@ from gpiozero import Button, DigitalInputDevice
 from gpiozero.exc import DeviceClosed
 from gpiozero.pins import Factory
 
+from ..contracts import Source
+
 log = logging.getLogger(__name__)
 
 
@@ -153,7 +155,7 @@ class StaffCheck:
     label: str
     credential_id: str | None
     reason: str
-    source: str
+    source: Source
     open_s: float
 
 

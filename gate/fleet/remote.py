@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
-from ..journal import Journal
+from ..journal import Journal, SystemEvent
 from ..verify.lockdown import Lockdown
 from .commands import Command
 
@@ -45,8 +45,8 @@ class RemoteControl:
             on = command.state == "on"
             self.lockdown.set(on)
             self.show_lockdown(on)
-            self.journal.record("system", event="lockdown", state="on" if on else "off",
-                                command_id=command.id)
+            self.journal.record(SystemEvent("lockdown", extra={
+                "state": "on" if on else "off", "command_id": command.id}))
             log.warning("remote: lockdown %s (command %s)", command.state, command.id)
         elif command.cmd == "sync":
             self.sync_now()

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import AllowlistError
-from ..journal import Journal
+from ..journal import Journal, SystemEvent
 from .credentials import CredentialStore, load_allowlist_into
 from .weakcodes import weak_code_warnings
 
@@ -47,8 +47,8 @@ class ListWatcher:
             log.warning("allowlist: %s", problem)
         for warning in weak_code_warnings(self.path):  # loaded anyway: a warning, not a refusal
             log.warning("allowlist: %s", warning)
-        self.journal.record("system", event="list_loaded", credentials=result.count,
-                            problems=result.problem_count)
+        self.journal.record(SystemEvent("list_loaded", extra={
+            "credentials": result.count, "problems": result.problem_count}))
         log.info("allowlist %s: %d credentials, %d problems", self.path,
                  result.count, result.problem_count)
         self._fault(False)
@@ -96,12 +96,12 @@ class ListWatcher:
                 self._stamp = self._file_stamp()  # report once per change, not every poll
                 log.error("%s; keeping the list loaded before", exc)
                 self._fault(True)
-                self.journal.record("system", event="list_error", error=str(exc))
+                self.journal.record(SystemEvent("list_error", extra={"error": str(exc)}))
             except Exception:  # never let the watcher die: the watchdog would restart us
                 self._stamp = self._file_stamp()
                 log.exception("allowlist reload failed; keeping the list loaded before")
                 self._fault(True)
-                self.journal.record("system", event="list_error", error="unexpected error")
+                self.journal.record(SystemEvent("list_error", extra={"error": "unexpected error"}))
 
     def _fault(self, on: bool) -> None:
         if self.on_fault is not None:
