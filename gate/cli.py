@@ -23,7 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
+    # stderr: stdout is the commands' output (`journal --json`, `status --json`...)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(message)s")
     command: Command = args.command
     try:
@@ -84,8 +85,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from .preflight import preflight
     cfg = load_config(args.config)
-    print(f"# {args.config}: OK")
+    checked = preflight(cfg)  # as `run` does before it claims a pin; claims none itself
+    if checked.pin_factory is not None:
+        checked.pin_factory.close()
+    print(f"# {args.config}: OK (allowlist: {checked.credentials} credentials, "
+          f"{checked.problems} bad rows skipped)")
     print(describe(cfg))
     from .verify.weakcodes import weak_code_warnings
     for warning in weak_code_warnings(cfg.list.path):  # warned, never refused

@@ -20,7 +20,7 @@ from .config import Config, broker_address, indicator_pins, parse_listen
 from .config.changes import Changes, diff, effective
 from .door.doorio import DoorIO
 from .door.indicators import Indicators
-from .door.pins import claim_relay_pin, make_pin_factory
+from .door.pins import claim_relay_pin
 from .door.relay import Door
 from .errors import RelayFault
 from .faults import Faults
@@ -28,6 +28,7 @@ from .fleet.bus import BrokerSettings, FleetBus
 from .fleet.remote import RemoteControl
 from .journal import AlarmEvent, Journal, SystemEvent
 from .metrics import GateMetrics, Readings
+from .preflight import preflight
 from .recorder import DoorEvents, Recorder
 from .scan.camera import FrameSource, open_source
 from .scan.scanner import Scanner
@@ -119,7 +120,8 @@ def build_parts(cfg: Config, stop: threading.Event,
 
 def _build(cfg: Config, stop: threading.Event, pin_factory: Factory | None,
            stack: contextlib.ExitStack) -> GateParts:
-    factory = pin_factory if pin_factory is not None else make_pin_factory(cfg.gpio.pin_factory)
+    checked = preflight(cfg, pin_factory)  # the same checks as check-config, before any pin
+    factory = checked.pin_factory
     # The relay comes first: its line is driven to "locked" before anything else runs.
     relay = claim_relay_pin(cfg.door.relay_pin, cfg.door.relay_active_high, factory)
     stack.callback(relay.close)
@@ -159,7 +161,8 @@ def _build(cfg: Config, stop: threading.Event, pin_factory: Factory | None,
     store = CredentialStore(cfg.credentials_path)
     stack.callback(store.close)
     passes = build_passes(cfg, stack)  # signed passes: keys, revocations, the verifier
-    online, sync, workers, occupancy = _server_parts(cfg, recorder, store, clock, stack, passes)
+    online, sync, workers, occupancy = _server_parts(cfg, checked.token, recorder, store,
+                                                     clock, stack, passes)
     readers = tuple(_reader(part) for part in (online, sync) if part is not None)
     board = StatusBoard(cfg.gate.id, StatusWriter(cfg.status_path), door=door, door_io=door_io,
                         journal=journal, store=store, faults=faults, lockdown=lockdown,
@@ -202,7 +205,7 @@ def _reader(part: ServerCheck | CredentialSync) -> Callable[[], bool | None]:
     return lambda: part.reachable
 
 
-def _server_parts(cfg: Config, recorder: Recorder, store: CredentialStore,
+def _server_parts(cfg: Config, token: str | None, recorder: Recorder, store: CredentialStore,
                   clock: TrustedClock, stack: contextlib.ExitStack, passes: PassParts
                   ) -> tuple[ServerCheck | None, CredentialSync | None, list[Worker],
                              OccupancyGuard | None]:
@@ -210,9 +213,8 @@ def _server_parts(cfg: Config, recorder: Recorder, store: CredentialStore,
     worker, not started; each its own client, since a requests.Session is not meant to be
     shared between threads."""
     server = cfg.server
-    if server is None:
+    if server is None or token is None:
         return None, None, [], None
-    token = read_token(server.token_file)
     journal = recorder.journal
 
     def client() -> ServerClient:

@@ -89,9 +89,17 @@ def test_cli_sync_reports_an_unreachable_server_and_keeps_the_cache(tmp_path: Pa
 
 
 def test_cli_example_config_and_allowlist_are_valid(tmp_path: Path) -> None:
-    """What install.sh puts in /etc/gate must pass check-config as shipped."""
-    result = gate("check-config", "--config", str(REPO / "config" / "gate.example.toml"))
+    """What install.sh puts in /etc/gate must pass check-config as shipped (the allowlist
+    path pointed at the example list, which install.sh copies to /etc/gate/allowlist.csv)."""
+    text = (REPO / "config" / "gate.example.toml").read_text()
+    shipped = 'path = "/etc/gate/allowlist.csv"'
+    assert shipped in text
+    path = tmp_path / "gate.toml"
+    path.write_text(text.replace(
+        shipped, f'path = "{REPO / "config" / "allowlist.example.csv"}"'))
+    result = gate("check-config", "--config", str(path))
     assert result.returncode == 0, result.stderr
+    assert "(allowlist: 1 credentials, 0 bad rows skipped)" in result.stdout
     assert 'source = "picamera2"' in result.stdout
     from gate.verify.credentials import read_allowlist
     loaded = read_allowlist(REPO / "config" / "allowlist.example.csv")
@@ -159,7 +167,40 @@ def test_cli_journal_json_output_is_golden_and_logs_stay_on_stderr(tmp_path: Pat
 
 def test_cli_a_pin_factory_that_cannot_load_is_a_config_error(tmp_path: Path) -> None:
     cfg = config(tmp_path, gpio={"pin_factory": "rpigpio"})  # RPi.GPIO: not on a PC
-    for command in ("run", "test-relay"):
+    for command in ("run", "check-config", "test-relay"):
         out = gate(command, "--config", str(cfg))
         assert out.returncode == 2, (command, out.stdout, out.stderr)
         assert "[gpio] pin_factory = 'rpigpio' cannot be loaded" in out.stdout + out.stderr
+
+
+def test_cli_check_config_runs_the_preflight_of_run(tmp_path: Path) -> None:
+    """check-config refuses what `run` would refuse before it claims a pin: a missing
+    allowlist, a token file others may write; each exit 2 naming the file, from both."""
+    cfg = config(tmp_path)
+    (tmp_path / "allow.csv").unlink()
+    for command in ("check-config", "run"):
+        out = gate(command, "--config", str(cfg))
+        assert out.returncode == 2 and "allowlist file not found" in out.stderr, (command, out)
+    token = tmp_path / "token"
+    token.write_text("t0k3n\n")
+    token.chmod(0o666)
+    cfg = config(tmp_path, server={"url": "https://access.example.org",
+                                   "token_file": str(token)})
+    for command in ("check-config", "run"):
+        out = gate(command, "--config", str(cfg))
+        assert out.returncode == 2, (command, out)
+        assert "writable by group and others" in out.stderr and "t0k3n" not in out.stderr
+
+
+def test_cli_logs_go_to_stderr_and_stdout_stays_the_output(tmp_path: Path) -> None:
+    """A warning logged during check-config (a token file everyone may read) is on stderr;
+    stdout holds only the command's output."""
+    token = tmp_path / "token"
+    token.write_text("t0k3n\n")
+    token.chmod(0o644)
+    cfg = config(tmp_path, server={"url": "https://access.example.org",
+                                   "token_file": str(token)})
+    out = gate("check-config", "--config", str(cfg))
+    assert out.returncode == 0, out.stderr
+    assert "readable by everyone" in out.stderr and "readable by everyone" not in out.stdout
+    assert out.stdout.startswith(f"# {cfg}: OK")

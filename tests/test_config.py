@@ -544,9 +544,15 @@ def run_gate(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess
                           timeout=60, cwd=cwd or REPO)
 
 
+def _allowlist(tmp_path: Path) -> str:
+    """A [list] section naming an empty allowlist: check-config reads it, as run does."""
+    (tmp_path / "allow.csv").write_text("code,label\n")
+    return f'[list]\npath = "{tmp_path / "allow.csv"}"\n'
+
+
 def test_config_check_config_cli_prints_effective_config_and_exits_0(tmp_path: Path) -> None:
     path = write_config(tmp_path, '[gate]\nid = "lobby-north"\nstate_dir = "state"\n'
-                                  '[door]\nopen_s = 6\n')
+                                  '[door]\nopen_s = 6\n' + _allowlist(tmp_path))
     proc = run_gate("check-config", "--config", str(path))
     assert proc.returncode == 0, proc.stderr
     assert f"{path}: OK" in proc.stdout
@@ -559,7 +565,8 @@ def test_config_check_config_cli_prints_effective_config_and_exits_0(tmp_path: P
 def test_config_check_config_cli_lists_the_occupancy_keys_with_their_meanings(
         tmp_path: Path) -> None:
     path = write_config(tmp_path, '[gate]\nstate_dir = "state"\nsite = "hq"\n'
-                                  'direction = "out"\n[occupancy]\nlease_interval_s = 15\n')
+                                  'direction = "out"\n[occupancy]\nlease_interval_s = 15\n'
+                        + _allowlist(tmp_path))
     proc = run_gate("check-config", "--config", str(path))
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()

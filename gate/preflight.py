@@ -1,0 +1,36 @@
+"""The checks `run` and `check-config` share: every file the config names, before a pin."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gpiozero.pins import Factory
+
+from .central.client import read_token
+from .config import Config
+from .door.pins import make_pin_factory
+from .verify.credentials import Problems, iter_allowlist
+
+
+@dataclass(frozen=True)
+class Preflight:
+    """What the checks read, for `run` to use: the pin factory and the server token."""
+
+    pin_factory: Factory | None
+    token: str | None
+    credentials: int       # good allowlist rows (duplicates counted)
+    problems: int          # bad allowlist rows, skipped
+
+
+def preflight(cfg: Config, pin_factory: Factory | None = None) -> Preflight:
+    """Read the token file and any broker password file (their modes too), the allowlist, then load the pin factory; no
+    pin is claimed (run reads the list again, streaming, once the relay is locked).
+ConfigError or AllowlistError (both exit 2) on the first that fails.
+    `pin_factory` given: used as it is (tests pass a MockFactory)."""
+    token = read_token(cfg.server.token_file) if cfg.server is not None else None
+    if cfg.mqtt is not None and cfg.mqtt.password_file is not None:
+        read_token(cfg.mqtt.password_file)  # checked here; the fleet bus reads it at start
+    problems = Problems()
+    credentials = sum(1 for _ in iter_allowlist(cfg.list.path, problems))
+    factory = pin_factory if pin_factory is not None else make_pin_factory(cfg.gpio.pin_factory)
+    return Preflight(factory, token, credentials, problems.total)
