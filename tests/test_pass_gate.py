@@ -235,3 +235,16 @@ def test_a_broken_keys_file_is_a_config_error_with_the_relay_locked(tmp_path: Pa
     with pytest.raises(ConfigError, match=r"\[passes\] keys_file"):
         Gate(load_config(cfg), threading.Event(), pin_factory=factory)
     assert factory.pin(17).state is False   # claimed, driven locked, released
+
+
+def test_check_config_refuses_a_broken_keys_file_like_run(tmp_path: Path) -> None:
+    """The preflight `run` and `check-config` share reads the keys file too: exit 2, before
+    any pin is claimed, naming the key."""
+    import subprocess
+    import sys
+    (tmp_path / "keys.json").write_text('{"keys": [{"kid": "zz"}]}')
+    cfg = config(tmp_path, [None], passes={"keys_file": str(tmp_path / "keys.json")})
+    out = subprocess.run([sys.executable, "-m", "gate", "check-config", "--config", str(cfg)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "[passes] keys_file" in out.stderr
