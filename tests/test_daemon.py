@@ -53,7 +53,7 @@ def test_daemon_grant_unlocks_then_locks_after_open_s(tmp_path: Path) -> None:
     stopped = events[-1]
     assert stopped["event"] == "stopped" and stopped["reason"] == "end of frames"
     assert events.index(locked) < events.index(stopped)  # locked by the timer, not the exit
-    assert "relay: unlocked" in result.stdout and "decision: grant" in result.stdout
+    assert "relay: unlocked" in result.stderr and "decision: grant" in result.stderr
 
 
 def test_daemon_unknown_code_is_denied_and_relay_never_moves(tmp_path: Path) -> None:
@@ -65,7 +65,7 @@ def test_daemon_unknown_code_is_denied_and_relay_never_moves(tmp_path: Path) -> 
     assert (decision["verdict"], decision["reason"], decision["source"]) == ("deny", "unknown",
                                                                              "none")
     assert door_states(events) == []
-    assert "relay:" not in result.stdout
+    assert "relay:" not in result.stderr
 
 
 def test_daemon_expired_code_is_denied_as_expired(tmp_path: Path) -> None:

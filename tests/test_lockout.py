@@ -193,7 +193,7 @@ def test_lockout_daemon_locks_out_a_flood_of_unknown_codes_without_asking_the_se
     alarms = [(e["alarm"], e["event"]) for e in events if e["kind"] == "alarm"]
     assert alarms == [("lockout", "raised"), ("lockout", "cleared")]
     assert [e.get("denials") for e in events if e["kind"] == "alarm"][0] == 5
-    assert "relay: unlocked" not in result.stdout
+    assert "relay: unlocked" not in result.stderr
 
 
 def test_lockout_the_exit_button_still_opens_while_the_scanner_is_locked(tmp_path: Path) -> None:

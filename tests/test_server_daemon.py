@@ -147,7 +147,7 @@ def test_daemon_with_a_misbehaving_server_decides_by_policy_and_never_crashes(
     decisions = [e for e in journal_events(tmp_path / "state") if e["kind"] == "decision"]
     assert [(d["verdict"], d["source"]) for d in decisions] == [("deny", "none"),
                                                                  ("grant", "list")]
-    assert "central server unavailable" in result.stdout
+    assert "central server unavailable" in result.stderr
 
 
 def test_daemon_offline_deny_policy_refuses_even_listed_codes(tmp_path: Path) -> None:
