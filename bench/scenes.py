@@ -79,7 +79,8 @@ class SceneParams:
     inverted: bool  # light modules on a dark background (dark-mode app)
     carrier: str  # "phone" or "paper"
     center: tuple[float, float]  # symbol centre, as fractions of width and height
-    psf: str = "gaussian"  # blur shape: "gaussian", or "disk" (defocus) of the same sigma
+    psf: str = "gaussian"  # blur shape: "gaussian", "disk" (defocus) or "motion" (a line),
+    # each of the same standard deviation along its widest direction
 
 
 @dataclass(frozen=True)
@@ -347,12 +348,34 @@ def _disk_blur(img: np.ndarray, sigma: float) -> np.ndarray:
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
+def _motion_blur(img: np.ndarray, sigma: float, angle: float) -> np.ndarray:
+    """A hand moving during the exposure: a line of length sigma*sqrt(12) (a uniform
+    distribution of that standard deviation) at ``angle`` radians, plus a little lens blur."""
+    length = sigma * math.sqrt(12.0)
+    n = math.ceil(length / 2) + 1
+    sub = 16
+    t = np.linspace(-length / 2, length / 2, sub * max(2, math.ceil(length)))
+    kernel = np.zeros((2 * n + 1, 2 * n + 1), np.float32)
+    np.add.at(kernel, (np.round(t * math.sin(angle)).astype(int) + n,
+                       np.round(t * math.cos(angle)).astype(int) + n), 1.0)
+    kernel /= kernel.sum()
+    padded = np.pad(img.astype(np.float32), n, mode="reflect")
+    out = np.zeros(img.shape, np.float32)
+    h, w = img.shape
+    for dy, dx in zip(*np.nonzero(kernel)):
+        out += kernel[dy, dx] * padded[dy:dy + h, dx:dx + w]
+    out8 = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    return np.asarray(Image.fromarray(out8).filter(ImageFilter.GaussianBlur(0.4)))
+
+
 def _expose(rng: np.random.Generator, lum: np.ndarray, blur: float, noise: float,
             psf: str = "gaussian") -> np.ndarray:
     """Optics then sensor: blur, Gaussian noise, rounding to uint8."""
     img = np.clip(lum, 0, 255).astype(np.uint8)
     if blur > 0.05 and psf == "disk":
         img = _disk_blur(img, blur)
+    elif blur > 0.05 and psf == "motion":
+        img = _motion_blur(img, blur, float(rng.uniform(0, math.pi)))
     elif blur > 0.05:
         img = np.asarray(Image.fromarray(img).filter(ImageFilter.GaussianBlur(blur)))
     if noise <= 0:
