@@ -26,6 +26,13 @@ module instead. What it keeps from the real one (file and function named in brac
   code that forgets to crop columns is caught. Padding and chroma hold noise.
 - A released request's buffer goes back to the camera: the fake overwrites it, so code that
   keeps a view instead of a copy sees garbage.
+- Both streams: a YUV420 `main` gets a buffer of its own, like lores. Each scripted frame is
+  the scene at one instant: it is scaled to each stream's size (an area average when it
+  shrinks, as the ISP's scaler), so a scripted frame at main size gives main its own pixels
+  and lores their downscale. A non-YUV main (the XBGR8888 default) has no pixels here.
+- `camera_controls` advertises what an imx708 (Camera Module 3) does with libcamera's rpi
+  pipeline: exposure, AeMeteringMode, ExposureValue, AeFlickerMode/AeFlickerPeriod, and the
+  lens controls only with `autofocus`.
 
 Frames come at the configured frame rate, from a script shared by every camera object:
 
@@ -171,6 +178,10 @@ class Picamera2:
             "FrameDurationLimits": (8_333, 220_000_000, 33_333),
             "NoiseReductionMode": (0, 4, 0),
             "ScalerCrop": ((0, 0, 0, 0), (65535, 65535, 65535, 65535), (0, 0, 4608, 2592)),
+            "AeMeteringMode": (0, 3, 0),
+            "ExposureValue": (-8.0, 8.0, 0.0),
+            "AeFlickerMode": (0, 1, 0),
+            "AeFlickerPeriod": (100, 1_000_000, 0),
         }
         if self._script.autofocus:
             ctrls |= {"AfMode": (0, 2, 0), "AfSpeed": (0, 1, 0), "LensPosition": (0.0, 15.0, 1.0)}
@@ -374,10 +385,12 @@ class Picamera2:
 
     def _next_request(self, ts_ns: int) -> "CompletedRequest":
         assert self.camera_config
-        lores = self.camera_config["lores"]
+        luma = self._script.next_luma()  # one scene, seen by every stream
         buffers = {}
-        if lores is not None:
-            buffers["lores"] = self._yuv420_buffer(lores)
+        for name in ("main", "lores"):
+            stream = self.camera_config[name]
+            if stream is not None and stream["format"] in ("YUV420", "YVU420"):
+                buffers[name] = self._yuv420_buffer(stream, luma)
         self.delivered += 1
         self.timestamps.append(ts_ns)
         interval = self._frame_interval_ns()
@@ -392,15 +405,16 @@ class Picamera2:
         self.held += 1
         return CompletedRequest(self, buffers, metadata)
 
-    def _yuv420_buffer(self, stream: dict[str, Any]) -> np.ndarray:
+    def _yuv420_buffer(self, stream: dict[str, Any], luma: np.ndarray | None) -> np.ndarray:
         w, h = stream["size"]
         stride = stream["stride"]
-        luma = self._script.next_luma()
         if luma is None:
             luma = np.full((h, w), EMPTY_SCENE, dtype=np.uint8)
         elif luma.shape != (h, w):
             from PIL import Image
-            luma = np.asarray(Image.fromarray(luma).resize((w, h), Image.BILINEAR))
+            shrink = luma.shape[0] >= h and luma.shape[1] >= w
+            luma = np.asarray(Image.fromarray(luma).resize(
+                (w, h), Image.Resampling.BOX if shrink else Image.Resampling.BILINEAR))
         buf = self._rng.integers(0, 256, size=(h * 3 // 2, stride), dtype=np.uint8)
         buf[:h, :w] = luma
         return buf.reshape(-1)  # a mapped buffer is flat bytes
