@@ -22,6 +22,7 @@ import time
 BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "decoders": ([], ["--quick"]),
     "second_chance": ([], ["--quick"]),
+    "readrate": ([], ["--quick"]),  # + --photos DIR or GATE_BENCH_PHOTOS for real photos
     "idle": ([], ["--quick"]),
     "scanpath": ([], ["--quick"]),
     "pipeline": ([], ["--quick"]),
