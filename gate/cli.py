@@ -76,6 +76,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip", type=int, default=None,
                    help="frames to let pass first, for auto exposure (default: 1 s of frames; "
                    "0 for the files camera)")
+    p = add("replay", cmd_replay, "decide on recorded frames with this config: decisions, read "
+            "rate and per-frame timings; the relay is never touched, the server never asked")
+    p.add_argument("frames", nargs="+", help="image files, directories or globs, in order")
+    p.add_argument("--journal", type=Path, default=None,
+                   help="also write the decisions to this journal file (never the gate's own)")
+    p = add("preview", cmd_preview, "serve the aiming page: live frames with code boxes, pixels "
+            "per module, sharpness, exposure (stop the daemon first: it holds the camera)")
+    p.add_argument("--listen", default="127.0.0.1:8088",
+                   help="HOST:PORT (default 127.0.0.1:8088; port 0 picks a free one); any "
+                   "address but loopback needs the token printed at start")
     return parser
 
 
@@ -245,6 +255,36 @@ def cmd_test_camera(args: argparse.Namespace) -> int:
     report = run_camera_test(cfg, output, args.skip)
     print(format_camera_report(report))
     return Exit.OK if report.codes else Exit.NEGATIVE
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from .errors import CameraError
+    from .replay import replay
+    from .scan.camera import resolve_frames
+
+    cfg = load_config(args.config)
+    if args.journal is not None and args.journal.resolve() == cfg.journal_path.resolve():
+        print("--journal must not be the gate's own journal", file=sys.stderr)
+        return Exit.CONFIG
+    try:
+        paths = resolve_frames(args.frames)
+    except CameraError as exc:  # a FRAMES argument that matches nothing
+        print(f"error: {exc}", file=sys.stderr)
+        return Exit.CONFIG
+    replay(cfg, paths, args.journal)
+    return Exit.OK
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    from .preview import parse_listen, run_preview
+
+    cfg = load_config(args.config)
+    try:
+        host, port = parse_listen(args.listen)
+    except ValueError as exc:
+        print(f"--listen: {exc}", file=sys.stderr)
+        return Exit.CONFIG
+    return run_preview(cfg, host, port)
 
 
 def format_event(e: dict[str, object]) -> str:

@@ -19,6 +19,10 @@ def cross_checks(cfg: Config, path: Path) -> list[str]:
             problems.append(f"{path}: {where}: pin {pin} is already used by {seen[pin]}")
         seen.setdefault(pin, where)
     problems.extend(_check_patterns(cfg.indicators, path))
+    main = cfg.camera.main_size
+    if main is not None and (main[0] < cfg.camera.size[0] or main[1] < cfg.camera.size[1]):
+        problems.append(f"{path}: [camera] main_size: must be at least size "
+                        f"{list(cfg.camera.size)} both ways, got {list(main)}")
     if cfg.door.open_s > cfg.door.max_open_s:
         problems.append(f"{path}: [door] open_s: must be <= [door] max_open_s "
                         f"({cfg.door.max_open_s}), got {cfg.door.open_s}")

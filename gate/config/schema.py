@@ -65,6 +65,24 @@ class CameraSection:
     loop: bool = restart_opt(False, "files: at the end start over (true) or stop the daemon, exit 0 (false)")
     stall_timeout_s: float = restart_opt(2.0, "no frame for this long ends the daemon non-zero", min=0.1, max=60)
     autofocus: bool = restart_opt(True, "picamera2: continuous autofocus where the camera has it")
+    main_size: tuple[int, int] | None = restart_opt(
+        None, "full-resolution main stream [width, height] for second looks at codes the lores "
+        "pass missed (e.g. [2304, 1296] on Camera Module 3); files: frames larger than size are "
+        "the main stream, downscaled to size for lores; off when absent", min=16, max=8192)
+    metering: Literal["centre", "spot", "matrix"] = restart_opt(
+        "centre", "picamera2 AeMeteringMode: spot for phone screens in a dark entrance")
+    exposure_value: float = restart_opt(0.0, "picamera2 ExposureValue in stops: negative for "
+                                        "bright phone screens", min=-8.0, max=8.0)
+    lens_position: float | None = restart_opt(
+        None, "picamera2 fixed focus in dioptres (1 / metres: 6.7 for 15 cm) with AfMode manual, "
+        "instead of autofocus; only where the camera has a lens motor", min=0.0, max=32.0)
+    flicker_hz: Literal[0, 50, 60] = restart_opt(
+        0, "mains frequency to cancel light flicker at (AeFlickerMode manual); 0 leaves it off")
+    record_dir: Path | None = restart_opt(
+        None, "opt-in: keep frames that held a code or a code-like region here (mode 0600) to "
+        "replay against a new config; they show passes, treat them as secret")
+    record_keep: int = restart_opt(500, "record_dir: the newest this many frames are kept",
+                                   min=1, max=100000)
 
 
 @dataclass(frozen=True)

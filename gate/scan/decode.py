@@ -48,7 +48,10 @@ class Decoder(Protocol):
 
     name: str
 
-    def decode(self, luma: np.ndarray) -> list[Code]: ...
+    def decode(self, luma: np.ndarray, main: np.ndarray | None = None) -> list[Code]:
+        """Codes in ``luma``; ``main``, the same instant's full-resolution plane where the
+        camera has one, may be used for second looks (corners stay in ``luma``'s pixels)."""
+        ...
 
 
 class ZxingDecoder:
@@ -77,7 +80,7 @@ class ZxingDecoder:
         self.rescue: SecondChance | None = (
             SecondChance(self._read_restored, min_score) if second_chance else None)
 
-    def decode(self, luma: np.ndarray) -> list[Code]:
+    def decode(self, luma: np.ndarray, main: np.ndarray | None = None) -> list[Code]:
         rescue = self.rescue
         found = self._zx.read_barcodes(luma, formats=self._formats,
                                        return_errors=rescue is not None)
@@ -88,7 +91,14 @@ class ZxingDecoder:
             rescue.saw([c.corners for c in codes], luma.shape)
             return codes
         failed = [_corners(b) for b in found]  # detected, not decoded: zxing knows where
-        return [Code(data=data, corners=corners) for data, corners in rescue.rescue(luma, failed)]
+        return [Code(data=data, corners=corners)
+                for data, corners in rescue.rescue(luma, failed, main=main,
+                                                   main_reader=self._read_crop)]
+
+    def _read_crop(self, crop: np.ndarray) -> list[tuple[bytes, Corners]]:
+        """Read a main-stream crop as it is (a strided view is fine), decoded symbols only."""
+        return [(bytes(b.bytes), _corners(b))
+                for b in self._zx.read_barcodes(crop, formats=self._formats) if b.valid]
 
     def _read_restored(self, image: np.ndarray) -> list[tuple[bytes, Corners]]:
         """Read a restored, upscaled crop: at that size only, decoded symbols only."""
@@ -130,8 +140,8 @@ class PyzbarDecoder:
             raise DecoderUnavailable(f"pyzbar is not installed: pip install pyzbar ({exc})") from exc
         self._zb = wrapper
 
-    def decode(self, luma: np.ndarray) -> list[Code]:
-        codes = self._scan(luma)
+    def decode(self, luma: np.ndarray, main: np.ndarray | None = None) -> list[Code]:
+        codes = self._scan(luma)  # zbar reports no failed detections to look at in main
         if not codes and self.try_inverted:
             codes = self._scan(np.subtract(255, luma, dtype=np.uint8))
         return codes

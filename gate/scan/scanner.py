@@ -137,6 +137,11 @@ class Scanner:
             self.idle = _idle_for(section)
         self.section = section
 
+    @property
+    def last_codes(self) -> list[Code]:
+        """What the last decoded frame held (a skipped frame carries these over)."""
+        return list(self._last)
+
     def scan(self, frame: Frame) -> list[Presentation]:
         self._frames += 1
         if self.idle is not None and not self.idle.needs_decode(frame.luma):
@@ -144,7 +149,9 @@ class Scanner:
             codes = self._last
         else:
             self._decoded += 1
-            codes = self._last = self._unique(self.decoder.decode(frame.luma))
+            found = (self.decoder.decode(frame.luma) if frame.main is None
+                     else self.decoder.decode(frame.luma, main=frame.main))
+            codes = self._last = self._unique(found)
         return [Presentation(code, frame) for code in self.guard.admit(codes, frame.ts_ns)]
 
     @property
@@ -152,7 +159,8 @@ class Scanner:
         rescue = getattr(self.decoder, "rescue", None)
         return {"frames": self._frames, "decoded": self._decoded, "skipped": self._skipped,
                 "second_chance_runs": getattr(rescue, "runs", 0),
-                "second_chance_reads": getattr(rescue, "reads", 0)}
+                "second_chance_reads": getattr(rescue, "reads", 0),
+                "main_stream_reads": getattr(rescue, "main_reads", 0)}
 
     @staticmethod
     def _unique(codes: list[Code]) -> list[Code]:

@@ -19,6 +19,13 @@ frames at 640x480 go from 65% to 90% read. On a frame with no code the texture m
 about 0.3 ms at 640x480 (a raw decode of such a frame 0.4-1.5 ms), and a region is read again
 on a few percent of them.
 
+With a main stream (picamera2's full-resolution stream beside the lores one), each region is
+first read in the main stream's Y plane at the same place: three times the pixels per module
+at 1920x1440 over 640x480, which no restoration of lores pixels can make up for a small code.
+bench/readrate.py measured it: with the lens focused at the presentation distance the read
+limit goes from about 1.5-2 to about 1-1.5 pixels per module at lores (a code read from
+farther away); a defocused lens gains nothing from it (the optics are then the limit).
+
 Only numpy and Pillow here; the reading itself is a callable the decoder passes in.
 """
 
@@ -165,6 +172,19 @@ def read_roi(reader: Reader, luma: np.ndarray, box: Box,
     return []
 
 
+def read_main(reader: Reader, main: np.ndarray, lores_shape: tuple[int, ...],
+              box: Box) -> list[Found]:
+    """Read the region ``box`` (lores pixels) in the main stream's plane: a view of the crop,
+    never a copy of the frame. Corners come back in lores pixels."""
+    fy, fx = main.shape[0] / lores_shape[0], main.shape[1] / lores_shape[1]
+    x0, y0 = int(box.x0 * fx), int(box.y0 * fy)
+    crop = main[y0:int(box.y1 * fy), x0:int(box.x1 * fx)]
+    if crop.shape[0] < MIN_SIDE or crop.shape[1] < MIN_SIDE:
+        return []
+    return [(data, tuple((round((x0 + x) / fx), round((y0 + y) / fy)) for x, y in corners))
+            for data, corners in reader(crop)]
+
+
 # ----------------------------------------------------------------------------- detector
 
 def texture_map(y: np.ndarray) -> np.ndarray:
@@ -275,6 +295,7 @@ class SecondChance:
         self._misses = 0
         self.runs = 0
         self.reads = 0
+        self.main_reads = 0
         self.tried = 0
 
     def saw(self, found: Sequence[Corners], shape: tuple[int, ...]) -> None:
@@ -314,13 +335,20 @@ class SecondChance:
         return kept
 
     def rescue(self, luma: np.ndarray, failed: Sequence[Corners] = (),
-               detector: bool = True) -> list[Found]:
-        """Read the regions in turn until one gives a code; updates the counters and memory."""
+               detector: bool = True, main: np.ndarray | None = None,
+               main_reader: Reader | None = None) -> list[Found]:
+        """Read the regions in turn until one gives a code: each first in ``main`` (the main
+        stream's Y plane, by ``main_reader``) if given, then restored from lores. Updates the
+        counters and memory."""
         self.tried = 0
         found: list[Found] = []
         for box in self.regions(luma, failed, detector):
             self.tried += 1
-            found = read_roi(self.reader, luma, box, self.chain, self.factor)
+            if main is not None:
+                found = read_main(main_reader or self.reader, main, luma.shape, box)
+                self.main_reads += bool(found)
+            if not found:
+                found = read_roi(self.reader, luma, box, self.chain, self.factor)
             if found:
                 break
         self.runs += self.tried > 0
