@@ -46,6 +46,7 @@ class Gate:
         self.store, self.list_watcher, self.workers = p.store, p.list_watcher, p.workers
         self.board, self.frame_rate = p.board, p.board.frame_rate
         self.chain, self.scanner, self.source = p.chain, p.scanner, p.source
+        self.frames = p.frames
         try:
             self.door_io.when_grant = self._input_grant
             start_fleet(p, self)
@@ -93,6 +94,9 @@ class Gate:
                 self.metrics.decode_seconds.observe(time.perf_counter() - scan_started)
             for presentation in presentations:
                 self._decide_guarded(presentation)
+            if self.frames is not None and self.scanner.worth_recording:  # after the door
+                self.frames.record(frame.ts_ns, frame.seq,
+                                   frame.luma if frame.main is None else frame.main)
             self._tick(frame)
             if self.reload_requested.is_set():
                 self.reload_requested.clear()

@@ -207,7 +207,8 @@ class PreviewServer:
     @property
     def url(self) -> str:
         host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}/" + (f"?token={self.token}" if self.token else "")
+        shown = host.decode() if isinstance(host, bytes) else host
+        return f"http://{shown}:{port}/" + (f"?token={self.token}" if self.token else "")
 
     def allowed(self, query: dict[str, list[str]]) -> bool:
         if self.token is None:

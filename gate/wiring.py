@@ -31,6 +31,7 @@ from .metrics import GateMetrics, Readings
 from .preflight import preflight
 from .recorder import DoorEvents, Recorder
 from .scan.camera import FrameSource, open_source
+from .scan.recorder import FrameRecorder
 from .scan.scanner import Scanner
 from .snapshot import Reachability, StatusBoard
 from .status import StatusWriter
@@ -85,6 +86,7 @@ class GateParts:
     occupancy: OccupancyGuard | None = field(default=None)
     passes: PassParts | None = field(default=None)
     fleet: FleetBus | None = field(default=None)
+    frames: FrameRecorder | None = field(default=None)  # [camera] record_dir
 
 
 class Runner(Protocol):
@@ -185,10 +187,14 @@ def _build(cfg: Config, stop: threading.Event, pin_factory: Factory | None,
     scanner = Scanner.from_config(cfg.decoder)
     source = open_source(cfg.camera, stop)
     stack.callback(source.close)
+    frames = None
+    if cfg.camera.record_dir is not None:
+        frames = FrameRecorder(cfg.camera.record_dir, cfg.camera.record_keep)
+        stack.callback(frames.close)
     return GateParts(cfg, run_settings(cfg), stack, faults, recorder, clock, lockout, lockdown,
                      door, door_events, indicators, door_io, store, list_watcher, workers,
                      online, sync, board, chain, scanner, source, metrics, occupancy,
-                     passes)
+                     passes, frames=frames)
 
 
 def _chain(cfg: Config, store: CredentialStore, online: ServerCheck | None,

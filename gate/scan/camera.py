@@ -212,7 +212,7 @@ class Picamera2Source:
             self._cam.configure(cfg)
             self.width, self.height = self._cam.stream_configuration("lores")["size"]
             self.main_size: tuple[int, int] | None = (
-                tuple(self._cam.stream_configuration("main")["size"])  # type: ignore[assignment]
+                tuple(self._cam.stream_configuration("main")["size"])
                 if main_size is not None else None)
             self._cam.start()
         except Exception:

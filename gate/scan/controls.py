@@ -18,11 +18,16 @@ FLICKER_MANUAL = 1
 
 
 class _CameraKeys(Protocol):
-    autofocus: bool
-    metering: str
-    exposure_value: float
-    lens_position: float | None
-    flicker_hz: int
+    @property
+    def autofocus(self) -> bool: ...
+    @property
+    def metering(self) -> str: ...
+    @property
+    def exposure_value(self) -> float: ...
+    @property
+    def lens_position(self) -> float | None: ...
+    @property
+    def flicker_hz(self) -> int: ...
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,7 @@ class Scanner:
         self.idle = idle
         self._last: list[Code] = []  # what the last decoded frame held
         self._frames = self._decoded = self._skipped = 0
+        self.worth_recording = False  # the last frame was decoded and held a code or a candidate
         self.section: DecoderSection | None = None  # what from_config/reconfigure built
 
     @classmethod
@@ -146,12 +147,15 @@ class Scanner:
         self._frames += 1
         if self.idle is not None and not self.idle.needs_decode(frame.luma):
             self._skipped += 1
+            self.worth_recording = False
             codes = self._last
         else:
             self._decoded += 1
             found = (self.decoder.decode(frame.luma) if frame.main is None
                      else self.decoder.decode(frame.luma, main=frame.main))
             codes = self._last = self._unique(found)
+            rescue = getattr(self.decoder, "rescue", None)
+            self.worth_recording = bool(codes) or bool(getattr(rescue, "tried", 0))
         return [Presentation(code, frame) for code in self.guard.admit(codes, frame.ts_ns)]
 
     @property
