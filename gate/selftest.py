@@ -93,6 +93,10 @@ class CodeReport:
     modules: int | None
     px_per_module: float | None
     method: str  # how the module count was found: "version" or "finder"
+    blur_px: float | None = None   # estimated blur sigma over the code (scan/quality.py)
+    mean: float = 0.0              # mean grey level over the code
+    clipped: float = 0.0           # share of saturated pixels over the code
+    tips: tuple[str, ...] = ()     # what to change in [camera], if anything
 
 
 @dataclass(frozen=True)
@@ -132,13 +136,26 @@ def run_camera_test(cfg: Config, output: Path, skip: int | None = None) -> Camer
     decoder = make_decoder(cfg.decoder.backend)
     found = decoder.decode(luma)
     versions, zxing_regions = zxing_reads(luma)
-    codes = [measure(luma, code.corners, versions.get(code.sha256), code.sha256)
+    codes = [with_quality(luma, code.corners,
+                          measure(luma, code.corners, versions.get(code.sha256), code.sha256))
              for code in found]
     corners: list[Sequence[tuple[float, float]]] = [c.corners for c in found]
     masked, regions = mask_codes(luma, corners + zxing_regions)
     save_private_png(masked, output)
     h, w = luma.shape
     return CameraReport(output, (w, h), round(float(luma.mean()), 1), codes, regions)
+
+
+def with_quality(luma: np.ndarray, corners: Sequence[tuple[int, int]],
+                 report: CodeReport) -> CodeReport:
+    """The report with the sharpness and exposure of the code's region, and suggestions."""
+    import dataclasses
+
+    from .scan.quality import measure_quality, region_of, suggest
+
+    q = measure_quality(luma, region_of(corners, luma.shape))
+    return dataclasses.replace(report, blur_px=q.blur_px, mean=q.mean, clipped=q.clipped,
+                               tips=tuple(suggest(q, report.px_per_module)))
 
 
 def mask_codes(luma: np.ndarray, regions: Sequence[Sequence[tuple[float, float]]]
@@ -321,6 +338,10 @@ def format_camera_report(r: CameraReport) -> str:
                    "(closer, or a larger code)")
         lines.append(f"{size}, {c.modules} modules ({how}), {c.px_per_module:.1f} px per "
                      f"module: {verdict} (code {c.sha256[:12]}…)")
+        blur = "?" if c.blur_px is None else f"{c.blur_px:.1f} px"
+        lines.append(f"  sharpness: blur {blur}; exposure: mean {c.mean:.0f} of 255, "
+                     f"{100 * c.clipped:.1f}% clipped")
+        lines += [f"  suggestion: {tip}" for tip in c.tips]
     return "\n".join(lines)
 
 

@@ -177,3 +177,23 @@ def test_selftest_module_count_from_the_finder_when_the_version_is_unknown(modul
 def test_selftest_finder_gives_up_rather_than_guess() -> None:
     blank = np.full((200, 200), 128, dtype=np.uint8)
     assert modules_from_finder(blank, [(10, 10), (100, 10), (100, 100), (10, 100)]) is None
+
+
+def test_selftest_camera_reports_sharpness_exposure_and_a_suggestion(tmp_path: Path) -> None:
+    import re
+
+    from PIL import ImageFilter
+
+    luma = qr_frame(ALICE, module_px=5)
+    luma[luma == 255] = 230  # bright, not saturated
+    soft = np.asarray(Image.fromarray(luma).filter(ImageFilter.GaussianBlur(2.2)))
+    config = camera_config(tmp_path, soft)
+    proc = gate("test-camera", "--config", str(config), "--output", str(tmp_path / "s.png"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.search(r"sharpness: blur [\d.]+ px; exposure: mean \d+ of 255, 0\.0% clipped",
+                     proc.stdout), proc.stdout
+    assert "suggestion: the code is blurred" in proc.stdout and "lens_position" in proc.stdout
+    (tmp_path / "b").mkdir()
+    sharp = camera_config(tmp_path / "b", luma)
+    proc = gate("test-camera", "--config", str(sharp), "--output", str(tmp_path / "t.png"))
+    assert proc.returncode == 0 and "suggestion:" not in proc.stdout, proc.stdout
