@@ -34,8 +34,8 @@ from bench.common import header, ms, pct, quiet_gc, seed_for, table, timed
 from bench.photos import load_photos, photo_dir
 from bench.scenes import (PRESETS, SceneParams, make_entrance, random_payload, render_scene,
                           sample_params, empty_scene)
-from gate.decode import qr_formats
-from gate.rescue import Box, SecondChance, Wiener
+from gate.scan.decode import qr_formats
+from gate.scan.second_chance import Box, SecondChance, Wiener
 
 QR = qr_formats(zxingcpp)
 LORES = (640, 480)
