@@ -15,14 +15,14 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from conftest import write_config
+from tests.support.daemon import write_config
 from gate.config import load_config
 from gate.errors import ConfigError
 from gate.scan.camera import FileFrameSource, Picamera2Source, lores_and_main
 from gate.scan.controls import CameraTuning, libcamera_controls
 from gate.scan.decode import make_decoder
 from gate.scan.recorder import FrameRecorder
-from qrimages import qr_frame, write_png
+from tests.support.qrimages import qr_frame, write_png
 
 ALICE = "GATE-TEST-ALICE-1"
 FAKES = Path(__file__).resolve().parent / "fakes"
@@ -141,8 +141,8 @@ def test_recorder_keeps_the_newest_frames_0600_in_a_0700_directory(tmp_path: Pat
 def test_daemon_records_frames_with_a_code_and_replay_reads_them_back(tmp_path: Path) -> None:
     import subprocess
 
-    from conftest import REPO, gate_config, write_allowlist
-    from qrimages import write_frames
+    from tests.support.daemon import REPO, gate_config, write_allowlist
+    from tests.support.qrimages import write_frames
 
     frames = write_frames(tmp_path / "frames", [None, None, ALICE, ALICE, None])[0].parent
     rec = tmp_path / "rec"

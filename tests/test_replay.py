@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from conftest import REPO, gate_config, write_allowlist
-from qrimages import qr_frame, write_png
+from tests.support.daemon import REPO, gate_config, write_allowlist
+from tests.support.qrimages import qr_frame, write_png
 
 ALICE, UNKNOWN = "GATE-TEST-ALICE-1", "GATE-TEST-NOBODY-7"
 
