@@ -44,9 +44,8 @@ def load_photos(root: Path) -> list[Photo]:
         expected = path.with_suffix(".txt")
         if not expected.is_file():
             continue  # zxing-cpp keeps several codes per image in other files: not counted
-        with Image.open(path) as img:
-            img = ImageOps.exif_transpose(img)
-            luma = np.asarray(img.convert("L"))
+        with Image.open(path) as opened:
+            luma = np.asarray(ImageOps.exif_transpose(opened).convert("L"))
         if max(luma.shape) > MAX_SIDE:
             continue
         payload = expected.read_bytes().decode("utf-8", "replace")

@@ -25,6 +25,7 @@ import argparse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import zxingcpp
@@ -107,7 +108,7 @@ def empty_dual(n: int) -> list[Sample]:
 
 # ----------------------------------------------------------------------------- strategies
 
-def zx(image: np.ndarray, **options: object) -> list[zxingcpp.Barcode]:
+def zx(image: np.ndarray, **options: Any) -> list[zxingcpp.Barcode]:
     return zxingcpp.read_barcodes(image, formats=QR, **options)
 
 
@@ -199,14 +200,14 @@ class OpenCv:
 
     def __init__(self, models: Path | None) -> None:
         import cv2
-        self.cv2 = cv2
+        self.cv2: Any = cv2  # the contrib modules have no stubs
         self.aruco = cv2.QRCodeDetectorAruco()
-        self.wechat_plain = cv2.wechat_qrcode_WeChatQRCode()
-        self.wechat_cnn = None
+        self.wechat_plain = self.cv2.wechat_qrcode_WeChatQRCode()
+        self.wechat_cnn: Any = None
         if models is not None:
             m = [str(models / f) for f in ("detect.prototxt", "detect.caffemodel",
                                            "sr.prototxt", "sr.caffemodel")]
-            self.wechat_cnn = cv2.wechat_qrcode_WeChatQRCode(*m)
+            self.wechat_cnn = self.cv2.wechat_qrcode_WeChatQRCode(*m)
 
     def read_aruco(self, y: np.ndarray) -> list[str]:
         ok, texts, _, _ = self.aruco.detectAndDecodeMulti(np.ascontiguousarray(y))
@@ -225,7 +226,7 @@ def whole(read: Decode) -> Callable[[Sample, list[zxingcpp.Barcode]], list[str]]
 
 
 def strategies(cv: OpenCv | None, dual: bool) -> list[Strategy]:
-    out = [Strategy("raw zxing-cpp"), Strategy("+ second chance (rescue.py)", second=second_chance())]
+    out = [Strategy("raw zxing-cpp"), Strategy("+ second chance (default)", second=second_chance())]
     if cv is not None:
         out.append(Strategy("+ OpenCV QRCodeDetectorAruco", second=whole(cv.read_aruco)))
         out.append(Strategy("+ WeChat, no CNN", second=whole(cv.read_plain)))
@@ -345,7 +346,12 @@ def main(argv: list[str] | None = None) -> None:
     n = args.n or (40 if args.quick else 200)
     only = set(args.only or ["lores", "dual", "photos", "sweep"])
     header("bench.readrate: read rate on tuning, report and real-photo sets", "bench.readrate")
-    cv = None if args.no_opencv else OpenCv(args.wechat_models)
+    cv = None
+    if not args.no_opencv:
+        try:
+            cv = OpenCv(args.wechat_models)
+        except ImportError as exc:  # the bench extra: pip install '.[bench]'
+            print(f"OpenCV rows left out: {exc} (pip install opencv-contrib-python-headless)\n")
     if "lores" in only:
         sets = {"tuning": lores_set("tuning", n, "gaussian", "code"),
                 "report motion": lores_set("report", n, "motion", "report"),

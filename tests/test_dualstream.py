@@ -138,6 +138,7 @@ def test_recorder_keeps_the_newest_frames_0600_in_a_0700_directory(tmp_path: Pat
     assert rec.recorded == 5 and rec.dropped == 0
 
 
+@pytest.mark.slow
 def test_daemon_records_frames_with_a_code_and_replay_reads_them_back(tmp_path: Path) -> None:
     import subprocess
 
