@@ -33,8 +33,7 @@ from PIL import Image
 
 from bench.common import header, ms, pct, quiet_gc, seed_for, table, timed
 from bench.photos import load_photos, photo_dir
-from bench.scenes import (PRESETS, SceneParams, make_entrance, random_payload, render_scene,
-                          sample_params, empty_scene)
+from bench.scenes import SceneParams, empty_scene, make_entrance, random_payload, render_scene, sample_params
 from gate.scan.decode import qr_formats
 from gate.scan.second_chance import Box, SecondChance, Wiener
 

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import Config
-from .verify.credentials import CredentialStore, load_allowlist_into
 from .journal import Journal
 from .scan.camera import Frame, load_luma, lores_and_main
 from .scan.scanner import Scanner
 from .verify import build_chain
+from .verify.credentials import CredentialStore, load_allowlist_into
 
 
 @dataclass

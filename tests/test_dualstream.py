@@ -3,25 +3,24 @@ the picamera2 fake; the [camera] exposure and focus keys as libcamera controls; 
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import stat
 import sys
-import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from tests.support.daemon import write_config
 from gate.config import load_config
 from gate.errors import ConfigError
 from gate.scan.camera import FileFrameSource, Picamera2Source, lores_and_main
 from gate.scan.controls import CameraTuning, libcamera_controls
 from gate.scan.decode import make_decoder
 from gate.scan.recorder import FrameRecorder
+from tests.support.daemon import write_config
 from tests.support.qrimages import qr_frame, write_png
 
 ALICE = "GATE-TEST-ALICE-1"

@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from tests.support.daemon import REPO, gate_config, write_allowlist
 from gate.preview import Preview, PreviewServer
 from gate.scan.camera import Frame
 from gate.scan.decode import make_decoder
 from gate.scan.quality import measure_quality, region_of, suggest
+from tests.support.daemon import REPO, gate_config, write_allowlist
 from tests.support.qrimages import qr_frame, write_png
 
 ALICE = "GATE-TEST-ALICE-1"

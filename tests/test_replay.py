@@ -4,16 +4,11 @@ frame recorder that makes such recordings on a real gate."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import sqlite3
-import stat
 import subprocess
 import sys
 from pathlib import Path
-
-import numpy as np
-from PIL import Image
 
 from tests.support.daemon import REPO, gate_config, write_allowlist
 from tests.support.qrimages import qr_frame, write_png
