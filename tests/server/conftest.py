@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +12,7 @@ from typing import Any
 import pytest
 
 from gate_server.db.session import migrate
-from tests.support.server import Running, Server, counter, make_server
+from tests.support.server import Running, Server, counter, make_server, serving
 
 from .pg import PG_BIN, PgCluster
 
@@ -87,17 +85,5 @@ def client(server: Server) -> Iterator[Any]:
 @pytest.fixture
 def live(server: Server) -> Iterator[Running]:
     """The same app behind a real uvicorn on 127.0.0.1 (a free port)."""
-    import uvicorn
-    uv = uvicorn.Server(uvicorn.Config(server.app, host="127.0.0.1", port=0,
-                                       log_level="warning", access_log=False))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not uv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    port = uv.servers[0].sockets[0].getsockname()[1]
-    yield Running(f"http://127.0.0.1:{port}", server)
-    uv.should_exit = True
-    thread.join(5)
+    with serving(server) as running:
+        yield running
