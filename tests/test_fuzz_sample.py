@@ -10,6 +10,10 @@ import pytest
 from fuzz import files, kill, payloads, replies
 from fuzz.common import Result
 
+# Eleven seconds of seeded campaigns: they run with the slow tests, which CI and the README's
+# test command run after the default suite.
+pytestmark = pytest.mark.slow
+
 SEED = 1
 
 
