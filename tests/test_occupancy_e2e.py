@@ -71,7 +71,9 @@ class Gate:
                   "direction": direction},
             camera={"loop": True, "fps": 30},
             decoder={"repeat_guard_s": 3600.0, "leave_s": 0.1, "idle_skip": False},
-            server={"url": url, "token_file": str(token), "timeout_s": 1.0,
+            # A generous verify budget: this test is about counting, and on a loaded CI
+            # machine a verify past 1 s fell to the offline policy and denied an entry.
+            server={"url": url, "token_file": str(token), "timeout_s": 3.0,
                     "sync_interval_s": 1.0},
             occupancy={"lease_interval_s": 0.3})
         self.proc = GateProcess(self.config)
@@ -151,7 +153,7 @@ def test_three_gates_hold_the_capacity_online_and_offline(tmp_path: Path) -> Non
         inside.discard("A")
         wait_until(lambda: occupancy(server.url, tok)["inside"] == 2, 10, "the exit reported")
         d = enter(in2, "D")
-        assert d["verdict"] == "grant", d
+        assert d["verdict"] == "grant", (d["reason"], d["source"])
         assert len(inside) == CAPACITY
 
         # the server stopped: out gate records exits, in gates spend only their leases
