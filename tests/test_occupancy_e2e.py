@@ -152,7 +152,13 @@ def test_three_gates_hold_the_capacity_online_and_offline(tmp_path: Path) -> Non
         assert out1.present(codes["A"])["verdict"] == "grant"
         inside.discard("A")
         wait_until(lambda: occupancy(server.url, tok)["inside"] == 2, 10, "the exit reported")
+        # The freed place goes to whichever in gate's lease renewal took it first (a place
+        # leased to a gate is held for its offline use, not handed to the other gate): D is
+        # let in at one of the two, and a refusal at the other can only be occupancy_full.
         d = enter(in2, "D")
+        if d["verdict"] != "grant":
+            assert (d["reason"], d["source"]) == ("occupancy_full", "server"), d
+            d = enter(in1, "D")
         assert d["verdict"] == "grant", (d["reason"], d["source"])
         assert len(inside) == CAPACITY
 
