@@ -11,7 +11,6 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -21,14 +20,11 @@ from gate.preview import Preview, PreviewServer
 from gate.scan.camera import Frame
 from gate.scan.decode import make_decoder
 from gate.scan.quality import measure_quality, region_of, suggest
+from tests.support.browser import ARGS, CHROMIUM, need_browser
 from tests.support.daemon import REPO, gate_config, write_allowlist
 from tests.support.qrimages import qr_frame, write_png
 
 ALICE = "GATE-TEST-ALICE-1"
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-dev-shm-usage"]
 
 
 class OneFrame:
@@ -126,18 +122,6 @@ def test_preview_server_needs_the_token_off_loopback() -> None:
     finally:
         local.shutdown()
 
-
-def need_browser() -> Any:
-    missing = None if CHROMIUM.exists() else f"{CHROMIUM} is missing (apt-get install chromium)"
-    try:
-        from playwright import sync_api
-    except ImportError:
-        missing = missing or "playwright is not installed (pip install '.[test]')"
-    if missing:
-        if os.environ.get("GATE_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"GATE_REQUIRE_BROWSER=1 but {missing}")
-        pytest.skip(missing)
-    return sync_api
 
 
 @pytest.mark.slow

@@ -22,32 +22,16 @@ import pytest
 import requests
 
 from gate_server.core import security
+from tests.support.browser import ARGS, CHROMIUM, need_browser
 
 from .pg import free_port
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-dev-shm-usage"]
 PHONE = {"width": 390, "height": 844}
 PASSWORD = "reception desk password"
 REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow
 
-
-def need_browser() -> Any:
-    """Playwright's sync API, or a skip (a failure under GATE_REQUIRE_BROWSER=1)."""
-    missing = None if CHROMIUM.exists() else f"{CHROMIUM} is missing (apt-get install chromium)"
-    try:
-        from playwright import sync_api
-    except ImportError:
-        missing = missing or "playwright is not installed (pip install '.[test]')"
-    if missing:
-        if os.environ.get("GATE_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"GATE_REQUIRE_BROWSER=1 but {missing}")
-        pytest.skip(missing)
-    return sync_api
 
 
 def gs(db: str, *args: str) -> dict[str, Any]:

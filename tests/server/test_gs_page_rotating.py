@@ -15,18 +15,14 @@ from gate.verify.passes import PassPolicy, PassVerifier
 from gate_server.core import security
 from gate_server.db.models import Site
 from gate_server.services import passes, signing
+from tests.support.browser import ARGS, CHROMIUM, need_browser
 from tests.support.server import T0, Running
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_gs_page_rotating_code_decodes_and_verifies_then_goes_stale(
         live: Running, tmp_path: Path) -> None:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("chromium is not installed")
+    need_browser()
     import zxingcpp
     from PIL import Image
     from playwright.sync_api import sync_playwright
@@ -44,7 +40,7 @@ def test_gs_page_rotating_code_decodes_and_verifies_then_goes_stale(
     url = f"{live.url}/p/{security.page_token(server.secret, pid)}"
     at = T0.timestamp() + 45.0                 # mid-step, as a holder would open it
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:
             page = browser.new_page()
             page.clock.set_fixed_time(at)
